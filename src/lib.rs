@@ -1,0 +1,1 @@
+//! attention-operator: manage the users of an Attention organisation as Kubernetes resources.
