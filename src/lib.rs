@@ -1,1 +1,6 @@
 //! attention-operator: manage the users of an Attention organisation as Kubernetes resources.
+#![forbid(unsafe_code)]
+
+pub mod attention;
+pub mod crd;
+pub mod directory;

@@ -1,0 +1,21 @@
+//! The Attention REST API as the operator sees it: a narrow trait, its types and errors.
+
+mod error;
+mod http;
+mod wire;
+
+pub use error::{ApiError, excerpt, redact};
+pub use http::{AuthScheme, ClientSettings, HttpClient};
+pub use wire::{NewTeam, NewUser, Password, RemoteRole, RemoteTeam, RemoteUser};
+
+use async_trait::async_trait;
+
+/// One method per remote call the operator makes.
+#[async_trait]
+pub trait AttentionApi: Send + Sync {
+    /// Every user of the organisation the API key belongs to.
+    async fn list_users(&self) -> Result<Vec<RemoteUser>, ApiError>;
+
+    /// Creates a user; answers the user as Attention created it.
+    async fn create_user(&self, user: &NewUser) -> Result<RemoteUser, ApiError>;
+}

@@ -1,0 +1,224 @@
+//! The `AttentionUser` custom resource: spec, status and the generated CRD.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every resource this operator serves.
+pub const GROUP: &str = "attention.tech";
+
+/// Name under which the operator writes (field manager) and reports (Events).
+pub const MANAGER: &str = "attention.tech/operator";
+
+/// The `Ready` condition type: the only condition this version reports.
+pub const READY: &str = "Ready";
+
+/// Most teams one user may be declared in; bounds the cost of the CEL rule on `teams`.
+pub const MAX_TEAMS: usize = 64;
+
+/// A hyphenated, 36-character UUID as Kubernetes and the Attention API write them.
+pub const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// One address, one `@`, a dot in the domain, no spaces.
+pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
+
+/// A user of the Attention organisation, declared as code.
+///
+/// The operator makes sure a user with this email exists in the organisation the API key
+/// belongs to, creating it or adopting an existing one, and reports the result in `status`.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "attention.tech",
+    version = "v1alpha1",
+    kind = "AttentionUser",
+    plural = "attentionusers",
+    shortname = "atu",
+    category = "attention",
+    namespaced,
+    status = "AttentionUserStatus",
+    doc = "A user of the Attention organisation, managed by attention-operator.",
+    printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
+    printcolumn(name = "UUID", type_ = "string", json_path = ".status.uuid"),
+    printcolumn(name = "Seat", type_ = "string", json_path = ".spec.seatType"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionUserSpec {
+    /// Email address of the user: its identity in Attention, compared case-insensitively.
+    /// It cannot be changed once set, because the Attention API cannot change it: to move a
+    /// person to another address, create a new AttentionUser.
+    #[schemars(length(min = 3, max = 254), regex(pattern = EMAIL_PATTERN))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message(
+        "email cannot be changed: the Attention API cannot change it; create a new AttentionUser"
+    ))]
+    pub email: String,
+
+    /// Given name of the user.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"\S"))]
+    pub first_name: String,
+
+    /// Family name of the user.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"\S"))]
+    pub last_name: String,
+
+    /// UUID of the organisation role given to the user.
+    #[serde(rename = "roleUUID")]
+    #[schemars(length(max = 36), regex(pattern = UUID_PATTERN))]
+    pub role_uuid: String,
+
+    /// Teams the user belongs to: at least one, each UUID once, at most one marked primary.
+    #[schemars(length(min = 1, max = MAX_TEAMS))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["uuid"]))]
+    #[x_kube(validation = Rule::new("self.filter(t, t.primary).size() <= 1")
+        .message("at most one team can be primary"))]
+    pub teams: Vec<TeamMembership>,
+
+    /// Kind of seat the user takes: `recording` (the default) or `listener`.
+    #[serde(default)]
+    pub seat_type: SeatType,
+
+    /// Secret in the same namespace holding the password sent when the user is created.
+    /// Optional: without it the user is created without a password. The password is never
+    /// stored or shown by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Membership of one team.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamMembership {
+    /// UUID of the team.
+    #[schemars(length(max = 36), regex(pattern = UUID_PATTERN))]
+    pub uuid: String,
+
+    /// Whether this is the user's primary team. At most one team can be primary.
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// Seat types Attention knows.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeatType {
+    /// A seat that can only listen to recordings.
+    Listener,
+    /// A full seat that records calls.
+    #[default]
+    Recording,
+}
+
+impl SeatType {
+    /// The name the Attention API uses for this seat type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatType::Listener => "listener",
+            SeatType::Recording => "recording",
+        }
+    }
+}
+
+/// A key of a Secret in the resource's own namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+
+    /// Key within the Secret whose value is the password.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// How the operator came to manage the user.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Origin {
+    /// The operator created the user.
+    Created,
+    /// A user with this email already existed and the operator took it over.
+    Adopted,
+}
+
+/// What the operator found or did, as last observed.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionUserStatus {
+    /// UUID of the Attention user this resource manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+
+    /// Whether the operator created the user or adopted one that already existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+
+    /// Name of the user's note-taking bot, as Attention reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_name: Option<String>,
+
+    /// UUID of the user's primary team, as Attention reports it.
+    #[serde(
+        default,
+        rename = "primaryTeamUUID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub primary_team_uuid: Option<String>,
+
+    /// Transcript language of the user, as Attention reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_lang: Option<String>,
+
+    /// The user's settings, exactly as Attention reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Standard conditions; `Ready` says whether the user exists as declared.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+impl AttentionUserStatus {
+    /// The `Ready` condition, if reported.
+    pub fn ready(&self) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == READY)
+    }
+}
+
+fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+/// The CRD as YAML, exactly as committed in `crds/`.
+pub fn crd_yaml() -> String {
+    let yaml = serde_yaml::to_string(&AttentionUser::crd())
+        .expect("a CustomResourceDefinition always serialises to YAML");
+    format!("# Generated by `attention-operator crd`; do not edit.\n{yaml}")
+}
