@@ -171,6 +171,12 @@ pub struct AttentionUserStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
 
+    /// True while a create has been sent whose result is not known (it failed in a way that
+    /// may still have reached Attention). The operator looks the email up before creating
+    /// again, and a user found then counts as created, not adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_pending: Option<bool>,
+
     /// Name of the user's note-taking bot, as Attention reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_name: Option<String>,

@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod attention;
+pub mod controller;
 pub mod crd;
 pub mod directory;

@@ -49,6 +49,12 @@ impl ApiError {
         }
     }
 
+    /// Whether the failed request may still have taken effect on the server: the API did not
+    /// answer, or answered with a server error.
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(self, ApiError::Unavailable { .. })
+    }
+
     /// A short, stable name for the class of error, for conditions and metrics.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -1,0 +1,240 @@
+//! The status an AttentionUser should have, built as a plain value from what was observed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::outcome::{Outcome, Step};
+use crate::crd::{AttentionUserStatus, Origin, READY};
+
+/// Reason of the `Ready` condition while a create is under way.
+pub const CREATING: &str = "Creating";
+
+/// The status that reports `outcome`. What a failure does not contradict (the UUID and the
+/// details last read from Attention) is kept from `previous`.
+pub fn build(
+    previous: Option<&AttentionUserStatus>,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> AttentionUserStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    match outcome {
+        Outcome::Ready { .. } => status.create_pending = None,
+        Outcome::ApiFailed {
+            step: Step::CreateUser,
+            error,
+        } => {
+            status.create_pending = error.may_have_taken_effect().then_some(true);
+        }
+        _ => {}
+    }
+    if let Outcome::Ready { user, origin, .. } = outcome {
+        status.uuid = Some(user.uuid.clone());
+        status.origin = Some(*origin);
+        status.bot_name = user.bot_name.clone();
+        status.primary_team_uuid = user.primary_team_uuid.clone();
+        status.transcript_lang = user.transcript_lang.clone();
+        status.settings = user.settings.clone();
+    }
+    let ready = if outcome.is_ready() { "True" } else { "False" };
+    set_ready(
+        &mut status,
+        generation,
+        ready,
+        outcome.reason(),
+        outcome.message(),
+        now,
+    );
+    status
+}
+
+/// The status written just before a create is sent, so that a create interrupted by a restart
+/// is recognised as the operator's own when it is found afterwards.
+pub fn creating(
+    previous: Option<&AttentionUserStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> AttentionUserStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.create_pending = Some(true);
+    let message = "creating the user in Attention".to_owned();
+    set_ready(&mut status, generation, "False", CREATING, message, now);
+    status
+}
+
+/// How a user found by email came to exist: created by the operator if one of its creates may
+/// have reached Attention, adopted otherwise.
+pub fn origin_of_found(status: Option<&AttentionUserStatus>) -> Origin {
+    if status.and_then(|status| status.create_pending) == Some(true) {
+        Origin::Created
+    } else {
+        Origin::Adopted
+    }
+}
+
+fn set_ready(
+    status: &mut AttentionUserStatus,
+    generation: Option<i64>,
+    ready: &str,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) {
+    let since = match status.ready() {
+        Some(previous) if previous.status == ready => previous.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    status.observed_generation = generation;
+    status
+        .conditions
+        .retain(|condition| condition.type_ != READY);
+    status.conditions.push(Condition {
+        type_: READY.to_owned(),
+        status: ready.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        last_transition_time: since,
+        observed_generation: generation,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attention::{ApiError, RemoteUser};
+    use serde_json::json;
+
+    fn remote() -> RemoteUser {
+        serde_json::from_value(json!({
+            "uuid": "5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b",
+            "email": "ada@example.com",
+            "botName": "Ada's Notetaker",
+            "primaryTeamUUID": "8b0e2d6c-1a4f-4e3b-9c5d-7f2a1b3c4d5e",
+            "transcriptLang": "en",
+            "settings": {"seat_type": "recording", "joinWhenIAmHostAndAlone": false},
+        }))
+        .unwrap()
+    }
+
+    fn ready(origin: Origin) -> Outcome {
+        Outcome::Ready {
+            user: remote(),
+            origin,
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    #[test]
+    fn ready_status_carries_what_attention_reports() {
+        let status = build(None, Some(3), &ready(Origin::Created), at(0));
+        assert_eq!(
+            status.uuid.as_deref(),
+            Some("5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b")
+        );
+        assert_eq!(status.origin, Some(Origin::Created));
+        assert_eq!(status.bot_name.as_deref(), Some("Ada's Notetaker"));
+        assert_eq!(
+            status.primary_team_uuid.as_deref(),
+            Some("8b0e2d6c-1a4f-4e3b-9c5d-7f2a1b3c4d5e")
+        );
+        assert_eq!(status.transcript_lang.as_deref(), Some("en"));
+        assert_eq!(
+            status.settings.as_ref().unwrap()["seat_type"],
+            json!("recording")
+        );
+        assert_eq!(status.observed_generation, Some(3));
+        let condition = status.ready().unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("True", "Created")
+        );
+        assert_eq!(condition.observed_generation, Some(3));
+        assert_eq!(condition.last_transition_time, Time(at(0)));
+    }
+
+    #[test]
+    fn rebuilding_an_unchanged_outcome_gives_an_identical_status() {
+        let first = build(None, Some(1), &ready(Origin::Adopted), at(0));
+        let second = build(Some(&first), Some(1), &ready(Origin::Adopted), at(600));
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_ready_changes() {
+        let unavailable = Outcome::ApiFailed {
+            step: Step::ListUsers,
+            error: ApiError::Unavailable {
+                detail: "status 503: x".into(),
+            },
+        };
+        let rate_limited = Outcome::ApiFailed {
+            step: Step::ListUsers,
+            error: ApiError::RateLimited { retry_after: None },
+        };
+        let first = build(None, Some(1), &unavailable, at(0));
+        let second = build(Some(&first), Some(1), &rate_limited, at(10));
+        assert_eq!(second.ready().unwrap().reason, "RateLimited");
+        assert_eq!(second.ready().unwrap().last_transition_time, Time(at(0)));
+        let third = build(Some(&second), Some(1), &ready(Origin::Created), at(20));
+        assert_eq!(third.ready().unwrap().last_transition_time, Time(at(20)));
+    }
+
+    #[test]
+    fn failures_keep_what_was_known_of_the_user() {
+        let healthy = build(None, Some(1), &ready(Origin::Created), at(0));
+        let failing = Outcome::ApiFailed {
+            step: Step::ListUsers,
+            error: ApiError::Unauthorized { status: 401 },
+        };
+        let status = build(Some(&healthy), Some(2), &failing, at(5));
+        assert_eq!(status.uuid, healthy.uuid);
+        assert_eq!(status.origin, Some(Origin::Created));
+        assert_eq!(status.observed_generation, Some(2));
+        let condition = status.ready().unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("False", "Unauthorized")
+        );
+        assert_eq!(status.conditions.len(), 1);
+    }
+
+    fn create_failed(error: ApiError) -> Outcome {
+        Outcome::ApiFailed {
+            step: Step::CreateUser,
+            error,
+        }
+    }
+
+    #[test]
+    fn a_create_that_may_have_landed_is_remembered_until_the_user_is_found() {
+        let sent = creating(None, Some(1), at(0));
+        assert_eq!(sent.ready().unwrap().reason, CREATING);
+        assert_eq!(origin_of_found(Some(&sent)), Origin::Created);
+
+        let lost = create_failed(ApiError::Unavailable {
+            detail: "status 502: x".into(),
+        });
+        let after_502 = build(Some(&sent), Some(1), &lost, at(1));
+        assert_eq!(after_502.create_pending, Some(true));
+        assert_eq!(origin_of_found(Some(&after_502)), Origin::Created);
+
+        let found = build(Some(&after_502), Some(1), &ready(Origin::Created), at(2));
+        assert_eq!(found.create_pending, None);
+        assert_eq!(origin_of_found(None), Origin::Adopted);
+    }
+
+    #[test]
+    fn a_refused_create_is_not_pending() {
+        let sent = creating(None, Some(1), at(0));
+        let refused = create_failed(ApiError::Rejected {
+            status: 409,
+            excerpt: "exists".into(),
+        });
+        let status = build(Some(&sent), Some(1), &refused, at(1));
+        assert_eq!(status.create_pending, None);
+        assert_eq!(origin_of_found(Some(&status)), Origin::Adopted);
+    }
+}
