@@ -39,24 +39,12 @@ pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
     namespaced,
     status = "AttentionUserStatus",
     doc = "A user of the Attention organisation, managed by attention-operator.",
-    printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
-    printcolumn(name = "UUID", type_ = "string", json_path = ".status.uuid"),
-    printcolumn(name = "Seat", type_ = "string", json_path = ".spec.seatType"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "Email", "type": "string", "jsonPath": ".spec.email"}"#,
+    printcolumn = r#"{"name": "UUID", "type": "string", "jsonPath": ".status.uuid"}"#,
+    printcolumn = r#"{"name": "Seat", "type": "string", "jsonPath": ".spec.seatType"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AttentionUserSpec {

@@ -9,7 +9,10 @@ use crate::crd::Origin;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The user exists in Attention and this resource manages it.
-    Ready { user: RemoteUser, origin: Origin },
+    Ready {
+        user: Box<RemoteUser>,
+        origin: Origin,
+    },
     /// The spec cannot be sent to Attention as it stands.
     InvalidSpec(String),
     /// The password Secret is missing, lacks the key, or holds something unusable.
@@ -136,11 +139,11 @@ mod tests {
             serde_json::from_value(serde_json::json!({"uuid": "u", "email": "a@b.co"})).unwrap();
         let outcomes = [
             Outcome::Ready {
-                user: user.clone(),
+                user: Box::new(user.clone()),
                 origin: Origin::Created,
             },
             Outcome::Ready {
-                user,
+                user: Box::new(user),
                 origin: Origin::Adopted,
             },
             Outcome::InvalidSpec("x".into()),

@@ -60,7 +60,7 @@ async fn check_recorded(
         .unwrap_or(Origin::Adopted);
     match ctx.directory.find_by_uuid(&uuid).await {
         Ok(Some(remote)) => Outcome::Ready {
-            user: remote,
+            user: Box::new(remote),
             origin,
         },
         Ok(None) => Outcome::UserMissing { uuid },
@@ -81,7 +81,7 @@ async fn find_or_create(
         Ok(Some(remote)) => {
             let origin = status::origin_of_found(current.as_ref());
             return Ok(Outcome::Ready {
-                user: remote,
+                user: Box::new(remote),
                 origin,
             });
         }
@@ -112,7 +112,7 @@ async fn create(request: &crate::attention::NewUser, ctx: &Context) -> Outcome {
             tracing::info!(uuid = %remote.uuid, "Created user in Attention");
             ctx.directory.record(remote.clone()).await;
             Outcome::Ready {
-                user: remote,
+                user: Box::new(remote),
                 origin: Origin::Created,
             }
         }

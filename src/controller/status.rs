@@ -118,7 +118,7 @@ mod tests {
 
     fn ready(origin: Origin) -> Outcome {
         Outcome::Ready {
-            user: remote(),
+            user: Box::new(remote()),
             origin,
         }
     }
