@@ -4,4 +4,6 @@
 pub mod attention;
 pub mod controller;
 pub mod crd;
+pub mod cli;
 pub mod directory;
+pub mod telemetry;
