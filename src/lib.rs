@@ -1,1 +1,3 @@
 //! attention-operator: manage the users of an Attention organisation as Kubernetes resources.
+
+pub mod sandbox;
