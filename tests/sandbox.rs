@@ -457,12 +457,12 @@ async fn commit_then_502_commits_the_user_and_answers_html() {
 #[tokio::test]
 async fn hold_after_commit_keeps_the_user_when_the_client_gives_up() {
     let faults = Faults {
-        hold_after_commit_ms: 2_000,
+        hold_after_commit_ms: 5_000,
         ..Faults::default()
     };
     let sb = start_with(AuthMode::Any, faults).await;
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
     let url = format!("{}{USERS}", sb.base_url());

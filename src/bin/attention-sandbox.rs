@@ -106,6 +106,14 @@ async fn start(args: &Args) -> Result<Sandbox, String> {
 }
 
 fn config(args: &Args) -> Result<SandboxConfig, String> {
+    Ok(SandboxConfig {
+        api_key: api_key(args.api_key_file.as_deref())?,
+        auth: args.auth_scheme,
+        faults: faults(args)?,
+    })
+}
+
+fn faults(args: &Args) -> Result<Faults, String> {
     let faults = Faults {
         error_rate: args.error_rate,
         latency_ms: args
@@ -115,11 +123,7 @@ fn config(args: &Args) -> Result<SandboxConfig, String> {
         ..Faults::default()
     };
     faults.validate()?;
-    Ok(SandboxConfig {
-        api_key: api_key(args.api_key_file.as_deref())?,
-        auth: args.auth_scheme,
-        faults,
-    })
+    Ok(faults)
 }
 
 /// The key from the file, else `SANDBOX_API_KEY`, else the default; never logged.
@@ -183,4 +187,53 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_durations() {
+        assert_eq!(parse_seconds("7"), Ok(7));
+        assert_eq!(parse_seconds("2s"), Ok(2));
+        assert_eq!(parse_seconds("1500ms"), Ok(2));
+        assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn the_api_key_is_not_a_flag() {
+        let parsed = Args::try_parse_from(["attention-sandbox", "--api-key", "k"]);
+        assert!(parsed.is_err());
+    }
+
+    fn parse(flags: &[&str]) -> Args {
+        let program = std::iter::once("attention-sandbox");
+        Args::try_parse_from(program.chain(flags.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn fault_flags_become_faults() {
+        let args = parse(&[
+            "--latency",
+            "200ms",
+            "--error-rate",
+            "0.25",
+            "--retry-after",
+            "3",
+        ]);
+        let expected = Faults {
+            latency_ms: 200,
+            error_rate: 0.25,
+            retry_after_secs: Some(3),
+            ..Faults::default()
+        };
+        assert_eq!(faults(&args), Ok(expected));
+        assert_eq!(parse(&["--auth-scheme", "raw"]).auth_scheme, AuthMode::Raw);
+    }
+
+    #[test]
+    fn an_error_rate_above_one_is_refused() {
+        assert!(faults(&parse(&["--error-rate", "1.5"])).is_err());
+    }
 }
