@@ -2,8 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod attention;
+pub mod cli;
 pub mod controller;
 pub mod crd;
-pub mod cli;
 pub mod directory;
+pub mod sandbox;
 pub mod telemetry;
