@@ -16,7 +16,11 @@ use crate::controller::Settings;
 pub const API_KEY_ENV: &str = "ATTENTION_API_KEY";
 
 #[derive(Debug, Parser)]
-#[command(name = "attention-operator", version, about = "Manage Attention users as Kubernetes resources")]
+#[command(
+    name = "attention-operator",
+    version,
+    about = "Manage Attention users as Kubernetes resources"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,7 +38,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Root of the Attention API, including the version.
-    #[arg(long, env = "ATTENTION_API_URL", default_value = "https://api.attention.tech/v2")]
+    #[arg(
+        long,
+        env = "ATTENTION_API_URL",
+        default_value = "https://api.attention.tech/v2"
+    )]
     pub api_url: Url,
 
     /// File holding the API key. Without it, the key is read from ATTENTION_API_KEY.
@@ -50,7 +58,11 @@ pub struct RunArgs {
     pub resync_interval: Duration,
 
     /// Namespaces to watch, repeated or comma-separated; all namespaces when not given.
-    #[arg(long = "namespace", env = "ATTENTION_NAMESPACES", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        env = "ATTENTION_NAMESPACES",
+        value_delimiter = ','
+    )]
     pub namespaces: Vec<String>,
 
     /// AttentionUsers reconciled at once (per watched namespace).
@@ -105,7 +117,10 @@ pub enum KeyError {
     #[error("no API key: set ATTENTION_API_KEY_FILE to a file holding it, or ATTENTION_API_KEY")]
     Missing,
     #[error("failed to read the API key file {path}: {source}")]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the API key is empty")]
     Empty,
 }
@@ -114,8 +129,10 @@ impl RunArgs {
     /// The API key from the file if one is named, else from ATTENTION_API_KEY.
     pub fn api_key(&self) -> Result<String, KeyError> {
         let key = match &self.api_key_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|source| KeyError::Unreadable { path: path.clone(), source })?,
+            Some(path) => std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
+                path: path.clone(),
+                source,
+            })?,
             None => std::env::var(API_KEY_ENV).map_err(|_| KeyError::Missing)?,
         };
         let key = key.trim();
@@ -216,8 +233,15 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        for bad in ["--concurrency=0", "--resync-interval=soon", "--requests-per-second=0"] {
-            assert!(Cli::try_parse_from(["attention-operator", "run", bad]).is_err(), "{bad}");
+        for bad in [
+            "--concurrency=0",
+            "--resync-interval=soon",
+            "--requests-per-second=0",
+        ] {
+            assert!(
+                Cli::try_parse_from(["attention-operator", "run", bad]).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -242,9 +266,15 @@ mod tests {
         writeln!(file, "   ").unwrap();
         let path = file.path().to_str().unwrap().to_owned();
         let args = run_args(&[&format!("--api-key-file={path}")]);
-        assert_eq!(args.api_key().unwrap_err().to_string(), "the API key is empty");
+        assert_eq!(
+            args.api_key().unwrap_err().to_string(),
+            "the API key is empty"
+        );
         let missing = run_args(&["--api-key-file=/nonexistent/key"]);
         let error = missing.api_key().unwrap_err().to_string();
-        assert!(error.starts_with("failed to read the API key file /nonexistent/key"), "{error}");
+        assert!(
+            error.starts_with("failed to read the API key file /nonexistent/key"),
+            "{error}"
+        );
     }
 }

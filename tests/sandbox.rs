@@ -46,8 +46,13 @@ async fn start() -> Sandbox {
     start_with(AuthMode::Any, Faults::default()).await
 }
 
+fn http_client() -> reqwest::Client {
+    attention_operator::attention::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 async fn send(url: String, method: Method, auth: Option<&str>, body: Option<Value>) -> Answer {
-    let mut request = reqwest::Client::new().request(method, url);
+    let mut request = http_client().request(method, url);
     if let Some(auth) = auth {
         request = request.header("Authorization", auth);
     }
@@ -461,6 +466,7 @@ async fn hold_after_commit_keeps_the_user_when_the_client_gives_up() {
         ..Faults::default()
     };
     let sb = start_with(AuthMode::Any, faults).await;
+    attention_operator::attention::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()

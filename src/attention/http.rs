@@ -172,7 +172,8 @@ impl AttentionApi for HttpClient {
 }
 
 /// Makes ring the process's TLS provider, as kube uses it; later calls change nothing.
-fn install_crypto_provider() {
+/// Every reqwest client of the process needs it, tests' ones included.
+pub fn install_crypto_provider() {
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }
 

@@ -5,7 +5,7 @@ mod http;
 mod wire;
 
 pub use error::{ApiError, excerpt, redact};
-pub use http::{AuthScheme, BuildError, ClientSettings, HttpClient};
+pub use http::{AuthScheme, BuildError, ClientSettings, HttpClient, install_crypto_provider};
 pub use wire::{NewTeam, NewUser, Password, RemoteRole, RemoteTeam, RemoteUser};
 
 use async_trait::async_trait;
