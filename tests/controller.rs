@@ -1,0 +1,569 @@
+//! The real reconcile against a fake Kubernetes API server and the sandbox Attention API:
+//! which requests reach each side, with which bodies, and what the status says afterwards.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
+use attention_operator::controller::{Context, Settings, reconcile};
+use attention_operator::crd::{AttentionUser, Origin};
+use attention_operator::sandbox::{AuthMode, Faults, RecordedRequest, Sandbox, SandboxConfig};
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use support::*;
+
+const RESYNC: Duration = Duration::from_secs(600);
+const AWAIT_CHANGE: Duration = Duration::from_secs(1800);
+
+struct Harness {
+    sandbox: Sandbox,
+    kube: FakeKube,
+    ctx: Arc<Context>,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        Harness::with(Faults::default(), API_KEY).await
+    }
+
+    async fn with(faults: Faults, key: &str) -> Harness {
+        let config = SandboxConfig {
+            api_key: API_KEY.to_owned(),
+            auth: AuthMode::Bearer,
+            faults,
+        };
+        let sandbox = Sandbox::start_local(config).await.unwrap();
+        let kube = FakeKube::default();
+        let ctx = context(&kube, &sandbox, key);
+        Harness { sandbox, kube, ctx }
+    }
+
+    /// A new operator process: a fresh context (empty caches) against the same two servers.
+    fn restart(&mut self) {
+        self.ctx = context(&self.kube, &self.sandbox, API_KEY);
+    }
+
+    /// Stores `user` in the fake API server and reconciles it once.
+    async fn apply(&self, user: AttentionUser) -> Action {
+        self.kube.add_user(&user);
+        self.reconcile(user.metadata.name.as_deref().unwrap()).await
+    }
+
+    /// Reconciles the stored object, as the controller would after a watch event.
+    async fn reconcile(&self, name: &str) -> Action {
+        reconcile(Arc::new(self.kube.user(name)), self.ctx.clone())
+            .await
+            .unwrap()
+    }
+
+    /// (status, reason) of the stored object's Ready condition.
+    fn ready(&self, name: &str) -> (String, String) {
+        let user = self.kube.user(name);
+        let ready = user
+            .status
+            .as_ref()
+            .and_then(|s| s.ready())
+            .cloned()
+            .unwrap();
+        (ready.status, ready.reason)
+    }
+
+    fn message(&self, name: &str) -> String {
+        let user = self.kube.user(name);
+        user.status.unwrap().ready().unwrap().message.clone()
+    }
+
+    /// "METHOD path" of every request the sandbox received.
+    fn api_calls(&self) -> Vec<String> {
+        self.sandbox
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    fn creates(&self) -> Vec<RecordedRequest> {
+        self.sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect()
+    }
+}
+
+fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str) -> Arc<Context> {
+    let settings = ClientSettings {
+        base_url: sandbox.base_url().parse().unwrap(),
+        api_key: key.to_owned(),
+        auth_scheme: AuthScheme::Bearer,
+        timeout: Duration::from_millis(500),
+        requests_per_second: 1000.try_into().unwrap(),
+        max_in_flight: 16,
+    };
+    let api = Arc::new(HttpClient::new(settings).unwrap());
+    let settings = Settings {
+        resync_interval: RESYNC,
+        await_change_retry: AWAIT_CHANGE,
+        backoff_first: Duration::from_secs(1),
+        backoff_cap: Duration::from_secs(300),
+        ..Settings::default()
+    };
+    Arc::new(Context::new(kube.client(), api, settings))
+}
+
+/// The requeue delay of an action. kube's Action has no getter, so this reads its Debug form,
+/// `Action { requeue_after: Some(1.234s) }`.
+fn requeue_after(action: &Action) -> Duration {
+    let text = format!("{action:?}");
+    let inner = text
+        .split("Some(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap();
+    match inner.strip_suffix("ms") {
+        Some(millis) => Duration::from_secs_f64(millis.parse::<f64>().unwrap() / 1000.0),
+        None => Duration::from_secs_f64(inner.trim_end_matches('s').parse().unwrap()),
+    }
+}
+
+fn ready(status: &str, reason: &str) -> (String, String) {
+    (status.to_owned(), reason.to_owned())
+}
+
+#[tokio::test]
+async fn a_new_user_is_created_once_and_reported_ready() {
+    let h = Harness::start().await;
+    let action = h
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+
+    assert_eq!(action, Action::requeue(RESYNC));
+    assert_eq!(
+        h.api_calls(),
+        [
+            "GET /v2/organizations/users",
+            "POST /v2/organizations/users"
+        ]
+    );
+    assert_eq!(
+        h.creates()[0].body,
+        Some(json!({
+            "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
+            "roleUUID": ROLE, "teams": [{"uuid": TEAM_A, "primary": true}],
+            "seat_type": "recording",
+        }))
+    );
+    assert_eq!(h.ready("ada"), ready("True", "Created"));
+    let status = h.kube.user("ada").status.unwrap();
+    let remote = &h.sandbox.users()[0];
+    assert_eq!(
+        status.uuid.as_ref(),
+        remote["uuid"].as_str().map(str::to_owned).as_ref()
+    );
+    assert_eq!(status.origin, Some(Origin::Created));
+    assert_eq!(status.bot_name.as_deref(), Some("Ada's Notetaker"));
+    assert_eq!(status.primary_team_uuid.as_deref(), Some(TEAM_A));
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.create_pending, None);
+}
+
+#[tokio::test]
+async fn status_is_applied_on_the_status_subresource_as_the_operator() {
+    let h = Harness::start().await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+
+    let writes = h.kube.status_writes();
+    assert_eq!(writes.len(), 2, "a Creating mark, then the result");
+    for write in &writes {
+        assert_eq!(
+            write.path,
+            "/apis/attention.tech/v1alpha1/namespaces/team-a/attentionusers/ada/status"
+        );
+        assert_eq!(write.content_type, "application/apply-patch+yaml");
+        assert!(
+            write
+                .query
+                .contains("fieldManager=attention.tech%2Foperator"),
+            "{}",
+            write.query
+        );
+        assert!(write.query.contains("force=true"), "{}", write.query);
+        assert_eq!(write.body["apiVersion"], "attention.tech/v1alpha1");
+        assert_eq!(write.body["kind"], "AttentionUser");
+        let keys: Vec<&String> = write.body.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["apiVersion", "kind", "status"],
+            "spec and metadata are never written"
+        );
+    }
+    assert_eq!(
+        writes[0].body["status"]["conditions"][0]["reason"],
+        "Creating"
+    );
+    assert_eq!(writes[0].body["status"]["createPending"], true);
+    assert_eq!(
+        writes[1].body["status"]["conditions"][0]["reason"],
+        "Created"
+    );
+}
+
+#[tokio::test]
+async fn a_second_run_after_success_sends_nothing_and_writes_nothing() {
+    let h = Harness::start().await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+    h.sandbox.clear_requests();
+    h.kube.clear_calls();
+
+    let action = h.reconcile("ada").await;
+
+    assert_eq!(action, Action::requeue(RESYNC));
+    assert_eq!(h.api_calls(), Vec::<String>::new());
+    assert!(h.kube.calls().is_empty(), "{:?}", h.kube.calls());
+}
+
+#[tokio::test]
+async fn an_existing_email_is_adopted_whatever_its_case() {
+    let h = Harness::start().await;
+    let uuid = h.sandbox.insert_user(seed("Ada@Example.COM"));
+
+    h.apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+
+    assert!(h.creates().is_empty());
+    assert_eq!(h.ready("ada"), ready("True", "Adopted"));
+    let status = h.kube.user("ada").status.unwrap();
+    assert_eq!(status.uuid, Some(uuid));
+    assert_eq!(status.origin, Some(Origin::Adopted));
+    assert_eq!(
+        h.kube.status_writes().len(),
+        1,
+        "no Creating mark when nothing is created"
+    );
+}
+
+#[tokio::test]
+async fn creation_and_adoption_are_announced_by_events_once() {
+    let h = Harness::start().await;
+    h.sandbox.insert_user(seed("bob@example.com"));
+    h.apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+    h.apply(UserBuilder::new("bob", "bob@example.com").build())
+        .await;
+    h.reconcile("ada").await;
+    h.reconcile("bob").await;
+
+    let events = h.kube.events();
+    let summary: Vec<(Value, Value, Value)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.body["regarding"]["name"].clone(),
+                e.body["type"].clone(),
+                e.body["reason"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (json!("ada"), json!("Normal"), json!("Created")),
+            (json!("bob"), json!("Normal"), json!("Adopted")),
+        ]
+    );
+    assert_eq!(
+        events[0].body["reportingController"],
+        "attention.tech/operator"
+    );
+    assert_eq!(
+        events[0].path,
+        "/apis/events.k8s.io/v1/namespaces/team-a/events"
+    );
+}
+
+#[tokio::test]
+async fn the_password_from_the_secret_reaches_attention_and_nothing_else() {
+    let h = Harness::start().await;
+    h.kube
+        .add_secret(secret("ada-password", "password", PASSWORD));
+    let (logs, _guard) = capture_logs();
+
+    let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
+    h.apply(user.build()).await;
+
+    assert_eq!(h.ready("ada"), ready("True", "Created"));
+    assert!(h.sandbox.password_matches("ada@example.com", PASSWORD));
+    assert!(
+        h.kube
+            .calls()
+            .iter()
+            .any(|c| c.path == "/api/v1/namespaces/team-a/secrets/ada-password")
+    );
+    for call in h.kube.calls().iter().filter(|c| c.method != "GET") {
+        assert!(
+            !call.body.to_string().contains(PASSWORD),
+            "{} {}",
+            call.method,
+            call.path
+        );
+    }
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(!logs.is_empty());
+    assert!(!logs.contains(PASSWORD) && !logs.contains(API_KEY));
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_a_clear_condition_and_is_retried() {
+    let h = Harness::start().await;
+    let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
+
+    let action = h.apply(user.build()).await;
+
+    assert_eq!(h.ready("ada"), ready("False", "SecretMissing"));
+    assert!(
+        h.message("ada")
+            .contains("Secret ada-password does not exist"),
+        "{}",
+        h.message("ada")
+    );
+    assert!(h.creates().is_empty());
+    assert!(
+        requeue_after(&action) < Duration::from_secs(3),
+        "{action:?}"
+    );
+
+    h.kube
+        .add_secret(secret("ada-password", "other-key", PASSWORD));
+    h.reconcile("ada").await;
+    assert!(
+        h.message("ada")
+            .contains("Secret ada-password has no key password")
+    );
+
+    h.kube
+        .add_secret(secret("ada-password", "password", PASSWORD));
+    h.reconcile("ada").await;
+    assert_eq!(h.ready("ada"), ready("True", "Created"));
+}
+
+#[tokio::test]
+async fn an_invalid_spec_that_passed_admission_is_reported_and_never_sent() {
+    let h = Harness::start().await;
+    let user = UserBuilder::new("ada", "ada@example.com").teams(&[(TEAM_A, true), (TEAM_B, true)]);
+
+    let action = h.apply(user.build()).await;
+
+    assert_eq!(action, Action::requeue(AWAIT_CHANGE));
+    assert_eq!(h.ready("ada"), ready("False", "InvalidSpec"));
+    assert_eq!(
+        h.message("ada"),
+        "the spec is invalid: at most one team can be primary"
+    );
+    assert!(h.api_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_create_refused_because_the_email_appeared_meanwhile_is_adopted_next() {
+    let h = Harness::start().await;
+    // Warm the shared view, then let someone add the email behind the operator's back.
+    h.apply(UserBuilder::new("bob", "bob@example.com").build())
+        .await;
+    let uuid = h.sandbox.insert_user(seed("ada@example.com"));
+
+    let action = h
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+    assert_eq!(h.ready("ada"), ready("False", "Rejected"));
+    assert!(
+        h.message("ada").contains("status 409"),
+        "{}",
+        h.message("ada")
+    );
+    assert_eq!(action, Action::requeue(AWAIT_CHANGE));
+
+    h.reconcile("ada").await;
+    assert_eq!(h.ready("ada"), ready("True", "Adopted"));
+    assert_eq!(h.kube.user("ada").status.unwrap().uuid, Some(uuid));
+    assert_eq!(
+        h.sandbox.users().len(),
+        2,
+        "bob and the one ada, never a second ada"
+    );
+}
+
+#[tokio::test]
+async fn a_create_answered_502_after_it_landed_is_found_not_repeated() {
+    let faults = Faults {
+        commit_then_502_next: 1,
+        ..Faults::default()
+    };
+    let h = Harness::with(faults, API_KEY).await;
+
+    let action = h
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+    assert_eq!(h.ready("ada"), ready("False", "Unavailable"));
+    assert_eq!(
+        h.kube.user("ada").status.unwrap().create_pending,
+        Some(true)
+    );
+    assert!(
+        requeue_after(&action) < Duration::from_secs(3),
+        "{action:?}"
+    );
+
+    h.reconcile("ada").await;
+
+    assert_eq!(h.ready("ada"), ready("True", "Created"));
+    assert_eq!(h.creates().len(), 1);
+    assert_eq!(h.sandbox.users().len(), 1);
+    let calls = h.api_calls();
+    assert_eq!(
+        calls.last().unwrap(),
+        "GET /v2/organizations/users",
+        "looked up again first"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_killed_between_create_and_status_write_does_not_create_twice() {
+    let faults = Faults {
+        hold_after_commit_ms: 3_000,
+        ..Faults::default()
+    };
+    let mut h = Harness::with(faults, API_KEY).await;
+    h.kube
+        .add_user(&UserBuilder::new("ada", "ada@example.com").build());
+
+    let first = tokio::spawn(reconcile(Arc::new(h.kube.user("ada")), h.ctx.clone()));
+    while h.sandbox.users().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.abort();
+    h.sandbox.set_faults(Faults::default());
+    h.restart();
+
+    h.reconcile("ada").await;
+
+    assert_eq!(h.creates().len(), 1);
+    assert_eq!(h.ready("ada"), ready("True", "Created"));
+    assert_eq!(
+        h.kube.user("ada").status.unwrap().origin,
+        Some(Origin::Created)
+    );
+}
+
+#[tokio::test]
+async fn rate_limiting_waits_at_least_as_long_as_attention_asks() {
+    let faults = Faults {
+        rate_limit_next: 1,
+        retry_after_secs: Some(45),
+        ..Faults::default()
+    };
+    let h = Harness::with(faults, API_KEY).await;
+
+    let action = h
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+
+    assert_eq!(h.ready("ada"), ready("False", "RateLimited"));
+    assert_eq!(action, Action::requeue(Duration::from_secs(45)));
+    assert!(h.creates().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_api_key_is_reported_without_the_key() {
+    let h = Harness::with(Faults::default(), "wrong-key-Zx81").await;
+
+    let action = h
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+
+    assert_eq!(h.ready("ada"), ready("False", "Unauthorized"));
+    assert!(h.message("ada").contains("check the operator's API key"));
+    assert!(requeue_after(&action) < Duration::from_secs(3));
+    let events = h.kube.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].body["type"], "Warning");
+    for call in h.kube.calls() {
+        assert!(!call.body.to_string().contains("wrong-key-Zx81"));
+    }
+}
+
+#[tokio::test]
+async fn retries_of_the_same_failure_repeat_no_event_and_back_off() {
+    let faults = Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    };
+    let h = Harness::with(faults, API_KEY).await;
+
+    let first = h
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+    let mut delays = vec![requeue_after(&first)];
+    for _ in 0..4 {
+        delays.push(requeue_after(&h.reconcile("ada").await));
+    }
+
+    assert_eq!(h.ready("ada"), ready("False", "Unavailable"));
+    assert_eq!(h.kube.events().len(), 1);
+    assert_eq!(
+        h.kube.status_writes().len(),
+        1,
+        "the same failure is written once"
+    );
+    assert!(delays[4] >= Duration::from_secs(16), "{delays:?}");
+}
+
+#[tokio::test]
+async fn a_recorded_user_gone_from_attention_is_reported_not_recreated() {
+    let mut h = Harness::start().await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+    let uuid = h.kube.user("ada").status.unwrap().uuid.unwrap();
+    h.sandbox.remove_user(&uuid);
+    h.restart();
+
+    h.reconcile("ada").await;
+
+    assert_eq!(h.ready("ada"), ready("False", "UserMissing"));
+    assert!(h.message("ada").contains(&uuid));
+    assert_eq!(h.creates().len(), 1, "only the first create");
+    assert!(h.sandbox.users().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_sync_costs_one_list_plus_one_create_per_missing_user() {
+    let h = Harness::start().await;
+    for i in 0..10 {
+        h.sandbox
+            .insert_user(seed(&format!("existing{i}@example.com")));
+    }
+    for i in 0..40 {
+        let email = if i < 10 {
+            format!("existing{i}@example.com")
+        } else {
+            format!("new{i}@example.com")
+        };
+        h.kube
+            .add_user(&UserBuilder::new(&format!("user-{i}"), &email).build());
+    }
+
+    let names: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    let runs = names.iter().map(|name| h.reconcile(name));
+    futures::future::join_all(runs).await;
+
+    let lists = h
+        .api_calls()
+        .iter()
+        .filter(|c| c.starts_with("GET"))
+        .count();
+    assert_eq!(lists, 1);
+    assert_eq!(h.creates().len(), 30);
+    assert!(names.iter().all(|name| h.ready(name).0 == "True"));
+}

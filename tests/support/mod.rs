@@ -1,0 +1,289 @@
+//! Shared test fixtures: AttentionUser builders, a fake Kubernetes API server answering the
+//! calls the reconcile makes, and a log capture for secret checks.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use attention_operator::crd::{
+    AttentionUser, AttentionUserSpec, AttentionUserStatus, SeatType, SecretKeyRef, TeamMembership,
+};
+use attention_operator::sandbox::{SeedTeam, SeedUser};
+use http::{Request, Response, StatusCode};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+pub const NAMESPACE: &str = "team-a";
+pub const ROLE: &str = "3f1c7a52-5d0e-4c59-9f7b-2f6a9e0c1d24";
+pub const TEAM_A: &str = "8b0e2d6c-1a4f-4e3b-9c5d-7f2a1b3c4d5e";
+pub const TEAM_B: &str = "0d9c8b7a-6f5e-4d3c-8b2a-1f0e9d8c7b6a";
+pub const API_KEY: &str = "test-key-7Hq2vX";
+pub const PASSWORD: &str = "Tr0ub4dor&3-pw";
+
+/// A chainable AttentionUser for tests.
+pub struct UserBuilder(AttentionUser);
+
+impl UserBuilder {
+    pub fn new(name: &str, email: &str) -> UserBuilder {
+        let spec = AttentionUserSpec {
+            email: email.to_owned(),
+            first_name: "Ada".to_owned(),
+            last_name: "Lovelace".to_owned(),
+            role_uuid: ROLE.to_owned(),
+            teams: vec![TeamMembership {
+                uuid: TEAM_A.to_owned(),
+                primary: true,
+            }],
+            seat_type: SeatType::Recording,
+            password_secret_ref: None,
+        };
+        let mut user = AttentionUser::new(name, spec);
+        user.metadata.namespace = Some(NAMESPACE.to_owned());
+        user.metadata.generation = Some(1);
+        user.metadata.uid = Some(format!("uid-{name}"));
+        user.metadata.resource_version = Some("1".to_owned());
+        UserBuilder(user)
+    }
+
+    pub fn password_from(mut self, secret: &str, key: &str) -> UserBuilder {
+        let reference = SecretKeyRef {
+            name: secret.to_owned(),
+            key: key.to_owned(),
+        };
+        self.0.spec.password_secret_ref = Some(reference);
+        self
+    }
+
+    pub fn teams(mut self, teams: &[(&str, bool)]) -> UserBuilder {
+        self.0.spec.teams = teams
+            .iter()
+            .map(|(uuid, primary)| TeamMembership {
+                uuid: (*uuid).to_owned(),
+                primary: *primary,
+            })
+            .collect();
+        self
+    }
+
+    pub fn seat(mut self, seat: SeatType) -> UserBuilder {
+        self.0.spec.seat_type = seat;
+        self
+    }
+
+    pub fn status(mut self, status: AttentionUserStatus) -> UserBuilder {
+        self.0.status = Some(status);
+        self
+    }
+
+    pub fn build(self) -> AttentionUser {
+        self.0
+    }
+}
+
+/// A sandbox user with this email, in TEAM_A.
+pub fn seed(email: &str) -> SeedUser {
+    SeedUser {
+        email: email.to_owned(),
+        first_name: "Seeded".to_owned(),
+        last_name: "User".to_owned(),
+        role_uuid: ROLE.to_owned(),
+        teams: vec![SeedTeam {
+            uuid: TEAM_A.to_owned(),
+            primary: true,
+        }],
+        seat_type: None,
+        password: None,
+    }
+}
+
+/// A Secret holding `value` under `key`.
+pub fn secret(name: &str, key: &str, value: &str) -> Secret {
+    let mut secret = Secret {
+        data: Some(BTreeMap::from([(
+            key.to_owned(),
+            ByteString(value.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    secret.metadata.name = Some(name.to_owned());
+    secret.metadata.namespace = Some(NAMESPACE.to_owned());
+    secret
+}
+
+/// One request the fake API server received.
+#[derive(Debug, Clone)]
+pub struct KubeCall {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl KubeCall {
+    pub fn is_status_write(&self) -> bool {
+        self.method == "PATCH" && self.path.ends_with("/status")
+    }
+
+    pub fn is_event(&self) -> bool {
+        self.method == "POST" && self.path.contains("/events")
+    }
+}
+
+#[derive(Default)]
+struct KubeState {
+    calls: Vec<KubeCall>,
+    users: HashMap<String, AttentionUser>,
+    secrets: HashMap<String, Secret>,
+}
+
+/// A fake Kubernetes API server for the calls a reconcile makes: reading Secrets, applying
+/// AttentionUser status and creating Events. Anything else answers 404 and is recorded.
+#[derive(Clone, Default)]
+pub struct FakeKube {
+    state: Arc<Mutex<KubeState>>,
+}
+
+impl FakeKube {
+    /// A kube client whose requests this fake answers.
+    pub fn client(&self) -> kube::Client {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            while let Some((request, respond)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.unwrap();
+                let call = KubeCall {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_owned(),
+                    query: parts.uri.query().unwrap_or("").to_owned(),
+                    content_type: parts
+                        .headers
+                        .get(http::header::CONTENT_TYPE)
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default(),
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                };
+                let response = answer(&mut state.lock().unwrap(), call);
+                respond.send_response(response);
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    pub fn add_user(&self, user: &AttentionUser) {
+        let name = user.metadata.name.clone().unwrap();
+        self.state.lock().unwrap().users.insert(name, user.clone());
+    }
+
+    pub fn add_secret(&self, secret: Secret) {
+        let name = secret.metadata.name.clone().unwrap();
+        self.state.lock().unwrap().secrets.insert(name, secret);
+    }
+
+    /// The user as stored, with every status written so far.
+    pub fn user(&self, name: &str) -> AttentionUser {
+        self.state.lock().unwrap().users[name].clone()
+    }
+
+    pub fn calls(&self) -> Vec<KubeCall> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.state.lock().unwrap().calls.clear();
+    }
+
+    pub fn status_writes(&self) -> Vec<KubeCall> {
+        self.calls()
+            .into_iter()
+            .filter(KubeCall::is_status_write)
+            .collect()
+    }
+
+    pub fn events(&self) -> Vec<KubeCall> {
+        self.calls()
+            .into_iter()
+            .filter(KubeCall::is_event)
+            .collect()
+    }
+}
+
+fn answer(state: &mut KubeState, call: KubeCall) -> Response<Body> {
+    state.calls.push(call.clone());
+    let segments: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+    match (call.method.as_str(), segments.as_slice()) {
+        ("GET", ["api", "v1", "namespaces", _, "secrets", name]) => {
+            match state.secrets.get(*name) {
+                Some(secret) => respond(StatusCode::OK, &serde_json::to_value(secret).unwrap()),
+                None => not_found(&format!("secrets \"{name}\" not found")),
+            }
+        }
+        (
+            "PATCH",
+            [
+                "apis",
+                "attention.tech",
+                "v1alpha1",
+                "namespaces",
+                _,
+                "attentionusers",
+                name,
+                "status",
+            ],
+        ) => match state.users.get_mut(*name) {
+            Some(user) => {
+                user.status = Some(serde_json::from_value(call.body["status"].clone()).unwrap());
+                respond(StatusCode::OK, &serde_json::to_value(&*user).unwrap())
+            }
+            None => not_found(&format!("attentionusers \"{name}\" not found")),
+        },
+        ("POST", ["apis", "events.k8s.io", "v1", "namespaces", _, "events"]) => {
+            respond(StatusCode::CREATED, &call.body)
+        }
+        _ => not_found("no such path in the fake API server"),
+    }
+}
+
+fn respond(status: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap()
+}
+
+fn not_found(message: &str) -> Response<Body> {
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": "NotFound", "code": 404,
+    });
+    respond(StatusCode::NOT_FOUND, &status)
+}
+
+/// Log lines written while the returned guard lives, at every level, as text.
+pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || LogWriter(writer.clone()))
+        .finish();
+    (buffer, tracing::subscriber::set_default(subscriber))
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
