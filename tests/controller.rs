@@ -1,5 +1,6 @@
 //! The real reconcile against a fake Kubernetes API server and the sandbox Attention API:
 //! which requests reach each side, with which bodies, and what the status says afterwards.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The generated CRD: committed copy up to date, admission rules that say what they refuse,
 //! and CEL rules that every Kubernetes from 1.24 on accepts.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use attention_operator::crd::{AttentionUser, EMAIL_PATTERN, UUID_PATTERN, crd_yaml};
 use kube::CustomResourceExt;

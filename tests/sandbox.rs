@@ -1,4 +1,5 @@
 //! HTTP tests of the Attention API sandbox, in process over loopback.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::time::{Duration, Instant};
 
