@@ -6,5 +6,6 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod directory;
+pub mod rbac;
 pub mod sandbox;
 pub mod telemetry;
