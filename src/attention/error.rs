@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 /// Longest excerpt of an answer body kept in an error, in characters.
 const EXCERPT_CHARS: usize = 160;
 
@@ -39,6 +41,9 @@ impl ApiError {
             401 | 403 => ApiError::Unauthorized { status },
             404 => ApiError::NotFound,
             429 => ApiError::RateLimited { retry_after },
+            408 => ApiError::Unavailable {
+                detail: "status 408: request timed out".to_owned(),
+            },
             400..=499 => ApiError::Rejected {
                 status,
                 excerpt: excerpt(body),
@@ -92,16 +97,49 @@ pub fn excerpt(body: &str) -> String {
     }
 }
 
-/// `text` with every occurrence of each non-empty secret replaced by `<redacted>`.
+/// `text` with every occurrence of each non-empty secret replaced by `<redacted>`: as written,
+/// as a JSON string would escape it, and inside the strings of a JSON body, whose escapes
+/// (`\"`, `\\`, `\u0026`, ...) could otherwise hide it.
 ///
 /// Applied to a whole answer body before it is cut to an excerpt, so no part of a secret survives.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    secrets
+    let secrets: Vec<&str> = secrets
         .iter()
+        .copied()
         .filter(|secret| !secret.is_empty())
-        .fold(text.to_owned(), |text, secret| {
-            text.replace(secret, "<redacted>")
-        })
+        .collect();
+    let text = match serde_json::from_str::<Value>(text) {
+        Ok(mut json) => {
+            redact_strings(&mut json, &secrets);
+            json.to_string()
+        }
+        Err(_) => text.to_owned(),
+    };
+    secrets.iter().fold(text, |text, secret| {
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        text.replace(secret, "<redacted>")
+            .replace(escaped, "<redacted>")
+    })
+}
+
+fn redact_strings(value: &mut Value, secrets: &[&str]) {
+    match value {
+        Value::String(text) => {
+            *text = secrets.iter().fold(std::mem::take(text), |text, secret| {
+                text.replace(secret, "<redacted>")
+            });
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| redact_strings(item, secrets)),
+        Value::Object(fields) => {
+            fields
+                .values_mut()
+                .for_each(|field| redact_strings(field, secrets));
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +151,7 @@ mod tests {
         let class = |status| ApiError::from_status(status, None, "body").reason();
         assert_eq!(class(400), "Rejected");
         assert_eq!(class(409), "Rejected");
+        assert_eq!(class(408), "Unavailable");
         assert_eq!(class(422), "Rejected");
         assert_eq!(class(401), "Unauthorized");
         assert_eq!(class(403), "Unauthorized");
@@ -154,6 +193,22 @@ mod tests {
     fn excerpt_cuts_on_character_boundaries() {
         let text = excerpt(&"é".repeat(400));
         assert_eq!(text, format!("{}...", "é".repeat(EXCERPT_CHARS)));
+    }
+
+    #[test]
+    fn secrets_escaped_in_json_are_redacted_too() {
+        let secret = r#"pa"ss\w0rd&<x>"#;
+        let go_style = r#"{"message":"password pa\"ss\\w0rd\u0026\u003cx\u003e is weak"}"#;
+        let plain_json = serde_json::json!({"message": format!("password {secret} is weak")});
+        for body in [
+            go_style.to_owned(),
+            plain_json.to_string(),
+            format!("<p>{secret}</p>"),
+        ] {
+            let text = redact(&body, &[secret]);
+            assert!(text.contains("<redacted>"), "{text}");
+            assert!(!text.contains("w0rd"), "{text}");
+        }
     }
 
     #[test]

@@ -15,6 +15,9 @@ use super::AttentionApi;
 use super::error::{ApiError, redact};
 use super::wire::{NewUser, RemoteUser, decode_user, decode_users};
 
+/// Most bytes of an error answer read; the excerpt kept is far shorter.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
 /// How the API key is put in the `Authorization` header; the API's own pages disagree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthScheme {
@@ -133,17 +136,18 @@ impl HttpClient {
     ) -> Result<Value, ApiError> {
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
+        if status.is_success() {
+            let body = response.bytes().await.map_err(transport_error)?;
+            return serde_json::from_slice(&body).map_err(|e| ApiError::Unavailable {
+                detail: format!("undecodable answer: {:?} error", e.classify()).to_lowercase(),
+            });
+        }
         let retry_after = retry_after(response.headers());
-        let body = response.text().await.map_err(transport_error)?;
+        let body = error_body(response).await;
         let mut secrets = secrets.to_vec();
         secrets.push(&self.api_key);
-        if !status.is_success() {
-            let body = redact(&body, &secrets);
-            return Err(ApiError::from_status(status.as_u16(), retry_after, &body));
-        }
-        serde_json::from_str(&body).map_err(|e| ApiError::Unavailable {
-            detail: format!("undecodable answer: {e}"),
-        })
+        let body = redact(&body, &secrets);
+        Err(ApiError::from_status(status.as_u16(), retry_after, &body))
     }
 }
 
@@ -205,6 +209,19 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()?;
     Some(Duration::from_secs(seconds))
+}
+
+/// The start of an error answer's body: enough to explain it, never the whole of a huge one.
+async fn error_body(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(ERROR_BODY_LIMIT);
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn transport_error(error: reqwest::Error) -> ApiError {

@@ -132,9 +132,20 @@ pub(crate) fn unwrap_data(body: Value) -> Value {
     }
 }
 
-/// Decodes a one-user answer, wrapped or flat.
+/// Decodes a one-user answer, wrapped or flat. The error says what kind of value was wrong,
+/// never the value itself, which could be an echoed password.
 pub(crate) fn decode_user(body: Value) -> Result<RemoteUser, String> {
-    serde_json::from_value(unwrap_data(body)).map_err(|e| format!("unexpected user answer: {e}"))
+    let user: RemoteUser = serde_json::from_value(unwrap_data(body))
+        .map_err(|e| format!("unexpected user answer: {:?} error", e.classify()).to_lowercase())?;
+    Ok(without_passwords(user))
+}
+
+/// Drops unknown fields whose name mentions a password, should the API ever echo one, so
+/// that no copy of it is kept or printed.
+fn without_passwords(mut user: RemoteUser) -> RemoteUser {
+    user.extra
+        .retain(|name, _| !name.to_lowercase().contains("password"));
+    user
 }
 
 /// Decodes a list answer, wrapped or flat. Entries without a uuid or email cannot be
@@ -147,6 +158,7 @@ pub(crate) fn decode_users(body: Value) -> Result<(Vec<RemoteUser>, usize), Stri
     let users: Vec<RemoteUser> = entries
         .into_iter()
         .filter_map(|entry| serde_json::from_value(entry).ok())
+        .map(without_passwords)
         .collect();
     let skipped = total - users.len();
     Ok((users, skipped))
@@ -260,6 +272,17 @@ mod tests {
     fn a_list_answer_that_is_not_a_list_is_an_error() {
         assert!(decode_users(json!({"data": {"uuid": "u-1"}})).is_err());
         assert!(decode_users(json!({"message": "hello"})).is_err());
+    }
+
+    #[test]
+    fn echoed_passwords_are_neither_kept_nor_quoted_in_errors() {
+        let user = decode_user(json!({"uuid": "u", "email": "a@b.co", "password": "hunter2"}));
+        assert!(!format!("{:?}", user.unwrap()).contains("hunter2"));
+        let (users, _) =
+            decode_users(json!([{"uuid": "u", "email": "a@b.co", "Password": "x1"}])).unwrap();
+        assert!(users[0].extra.is_empty(), "{:?}", users[0].extra);
+        let error = decode_user(json!({"uuid": "u", "email": "a@b.co", "settings": "hunter2"}));
+        assert_eq!(error.unwrap_err(), "unexpected user answer: data error");
     }
 
     #[test]
