@@ -5,6 +5,7 @@
 use attention_operator::crd::{AttentionUser, EMAIL_PATTERN, UUID_PATTERN, crd_yaml};
 use kube::CustomResourceExt;
 use kube_cel::{Validator, compile_schema, estimate_rule_cost};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 const COMMITTED: &str = "crds/attentionuser.yaml";
@@ -218,4 +219,26 @@ fn schema_patterns_refuse_bad_emails_and_uuids() {
         "the API doc's 37-char example"
     );
     assert!(!uuid.is_match("8b0e2d6c1a4f4e3b9c5d7f2a1b3c4d5e"));
+}
+
+#[test]
+fn example_users_are_valid() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir("examples/users").unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value =
+                Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if value["kind"] != "AttentionUser" {
+                continue;
+            }
+            let user: AttentionUser = serde_json::from_value(value.clone()).unwrap();
+            let problems = attention_operator::controller::spec_problems(&user.spec);
+            assert!(problems.is_empty(), "{}: {problems:?}", path.display());
+            assert!(refusals(&value, None).is_empty(), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} example users found");
 }

@@ -11,6 +11,7 @@ mod validate;
 pub use outcome::{Next, Outcome, Step};
 pub use reconcile::reconcile;
 pub use retry::Retries;
+pub use validate::problems as spec_problems;
 
 use std::sync::Arc;
 use std::time::Duration;
