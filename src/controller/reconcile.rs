@@ -193,7 +193,10 @@ async fn publish_event(user: &AttentionUser, ctx: &Context, outcome: &Outcome) {
         action: action.to_owned(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &user.object_ref(&())).await {
+    // Without the resource version, kube's recorder folds a repeat into the first Event's series.
+    let mut regarding = user.object_ref(&());
+    regarding.resource_version = None;
+    if let Err(error) = ctx.recorder.publish(&event, &regarding).await {
         tracing::warn!(%error, "Failed to publish an Event");
     }
 }
