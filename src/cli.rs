@@ -1,6 +1,7 @@
 //! The command line: subcommands, and every setting of `run` as a flag with an environment
 //! variable.
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,6 +96,10 @@ pub struct RunArgs {
     #[arg(long, env = "ATTENTION_INVALID_RETRY_INTERVAL", default_value = "30m",
           value_parser = duration)]
     pub invalid_retry_interval: Duration,
+
+    /// Address of the HTTP server for /healthz, /readyz and /metrics.
+    #[arg(long, env = "ATTENTION_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
 
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, env = "ATTENTION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -205,6 +210,7 @@ mod tests {
             "--max-retry-delay=2m",
             "--invalid-retry-interval=1h",
             "--log-format=json",
+            "--metrics-addr=127.0.0.1:9090",
         ]);
         assert_eq!(args.auth_scheme, AuthScheme::Raw);
         assert_eq!(args.namespaces, ["team-a", "team-b"]);
@@ -220,6 +226,7 @@ mod tests {
         assert_eq!(client.max_in_flight, 1);
         assert_eq!(client.timeout, Duration::from_secs(5));
         assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.metrics_addr.to_string(), "127.0.0.1:9090");
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod directory;
+pub mod metrics;
 pub mod rbac;
 pub mod sandbox;
+pub mod server;
 pub mod telemetry;

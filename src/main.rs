@@ -4,10 +4,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use tokio::net::TcpListener;
 
 use attention_operator::attention::HttpClient;
 use attention_operator::cli::{Cli, Command, RunArgs};
-use attention_operator::{controller, crd, telemetry};
+use attention_operator::controller::{self, Context};
+use attention_operator::metrics::Metrics;
+use attention_operator::server::{self, Health};
+use attention_operator::{crd, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,7 +23,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => match run(*args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                tracing::error!(%error, "Cannot start");
+                tracing::error!(%error, "Stopped on an error");
                 eprintln!("attention-operator: {error}");
                 ExitCode::FAILURE
             }
@@ -29,15 +33,22 @@ async fn main() -> ExitCode {
 
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init(args.log_format, &args.log_level);
-    let api = HttpClient::new(args.client_settings(args.api_key()?))?;
+    let metrics = Arc::new(Metrics::new());
+    let api = HttpClient::new(args.client_settings(args.api_key()?))?.with_metrics(metrics.clone());
     let kube = kube::Client::try_default().await?;
+    let listener = TcpListener::bind(args.metrics_addr).await?;
+    let settings = args.controller_settings();
+    let ctx = Arc::new(Context::new(kube, Arc::new(api), settings, metrics.clone()));
+    let health = Health::default();
     tracing::info!(
         api_url = %args.api_url,
         namespaces = ?args.namespaces,
-        resync_interval = %humantime::format_duration(args.resync_interval),
+        metrics_addr = %args.metrics_addr,
         "Starting attention-operator"
     );
-    controller::run(kube, Arc::new(api), args.controller_settings()).await;
-    tracing::info!("Stopped");
+    tokio::select! {
+        () = controller::run(ctx, health.clone()) => tracing::info!("Stopped"),
+        served = server::serve(listener, health, metrics) => served?,
+    }
     Ok(())
 }

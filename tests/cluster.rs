@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
-use attention_operator::controller::{self, Settings};
+use attention_operator::controller::{self, Context, Settings};
 use attention_operator::crd::{AttentionUser, MANAGER, Origin, crd_yaml};
+use attention_operator::metrics::Metrics;
 use attention_operator::sandbox::{AuthMode, Faults, Sandbox, SandboxConfig};
+use attention_operator::server::Health;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -89,8 +91,9 @@ impl Cluster {
             namespaces: vec![self.namespace.clone()],
             ..Settings::default()
         };
-        let client = self.client.clone();
-        self.controller = Some(tokio::spawn(controller::run(client, api, settings)));
+        let metrics = Arc::new(Metrics::new());
+        let ctx = Arc::new(Context::new(self.client.clone(), api, settings, metrics));
+        self.controller = Some(tokio::spawn(controller::run(ctx, Health::default())));
     }
 
     /// Kills the controller as a crash would: no graceful shutdown, work in flight dropped.

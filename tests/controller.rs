@@ -10,6 +10,7 @@ use std::time::Duration;
 use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
 use attention_operator::controller::{Context, Settings, reconcile};
 use attention_operator::crd::{AttentionUser, Origin};
+use attention_operator::metrics::Metrics;
 use attention_operator::sandbox::{AuthMode, Faults, RecordedRequest, Sandbox, SandboxConfig};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
@@ -95,6 +96,7 @@ impl Harness {
 }
 
 fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str) -> Arc<Context> {
+    let metrics = Arc::new(Metrics::new());
     let settings = ClientSettings {
         base_url: sandbox.base_url().parse().unwrap(),
         api_key: key.to_owned(),
@@ -103,7 +105,11 @@ fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str) -> Arc<Context> {
         requests_per_second: 1000.try_into().unwrap(),
         max_in_flight: 16,
     };
-    let api = Arc::new(HttpClient::new(settings).unwrap());
+    let api = Arc::new(
+        HttpClient::new(settings)
+            .unwrap()
+            .with_metrics(metrics.clone()),
+    );
     let settings = Settings {
         resync_interval: RESYNC,
         await_change_retry: AWAIT_CHANGE,
@@ -111,7 +117,7 @@ fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str) -> Arc<Context> {
         backoff_cap: Duration::from_secs(300),
         ..Settings::default()
     };
-    Arc::new(Context::new(kube.client(), api, settings))
+    Arc::new(Context::new(kube.client(), api, settings, metrics))
 }
 
 /// The requeue delay of an action. kube's Action has no getter, so this reads its Debug form,
@@ -620,5 +626,36 @@ async fn every_kubernetes_call_of_the_reconcile_is_granted_by_the_rbac_rules() {
             attention_operator::rbac::allows(&group, &resource, &verb),
             "{verb} {group}/{resource} is not in rbac::REQUIRED"
         );
+    }
+}
+
+#[tokio::test]
+async fn reconciles_and_attention_calls_are_counted_without_personal_data() {
+    let h = Harness::start().await;
+    h.kube
+        .add_secret(secret("ada-password", "password", PASSWORD));
+    let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
+    h.apply(user.build()).await;
+    h.apply(
+        UserBuilder::new("bob", "bob@example.com")
+            .password_from("gone", "password")
+            .build(),
+    )
+    .await;
+
+    let text = h.ctx.metrics.encode();
+
+    for line in [
+        r#"attention_operator_reconciles_total{result="ready"} 1"#,
+        r#"attention_operator_reconciles_total{result="not_ready"} 1"#,
+        r#"attention_operator_reconcile_failures_total{reason="SecretMissing"} 1"#,
+        r#"attention_operator_api_requests_total{operation="list_users",outcome="Success"} 1"#,
+        r#"attention_operator_api_requests_total{operation="create_user",outcome="Success"} 1"#,
+        "attention_operator_reconcile_duration_seconds_count 2",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    for private in ["@", "ada", "bob", PASSWORD, API_KEY] {
+        assert!(!text.contains(private), "{private} in metrics");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use url::Url;
 use super::AttentionApi;
 use super::error::{ApiError, redact};
 use super::wire::{NewUser, RemoteUser, decode_user, decode_users};
+use crate::metrics::Metrics;
 
 /// Most bytes of an error answer read; the excerpt kept is far shorter.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -74,6 +76,7 @@ pub struct HttpClient {
     api_key: String,
     rate: DefaultDirectRateLimiter,
     in_flight: Semaphore,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl HttpClient {
@@ -95,7 +98,14 @@ impl HttpClient {
             api_key: key,
             rate: RateLimiter::direct(Quota::per_second(settings.requests_per_second)),
             in_flight: Semaphore::new(settings.max_in_flight.max(1)),
+            metrics: None,
         })
+    }
+
+    /// Counts every request, its outcome and its wait for the limits in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> HttpClient {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn url(&self, path: &str) -> Url {
@@ -111,6 +121,7 @@ impl HttpClient {
         request: reqwest::RequestBuilder,
         secrets: &[&str],
     ) -> Result<Value, ApiError> {
+        let queued = Instant::now();
         self.rate.until_ready().await;
         let _permit = self
             .in_flight
@@ -120,6 +131,10 @@ impl HttpClient {
         let started = Instant::now();
         let result = self.exchange(request, secrets).await;
         let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "Success");
+        if let Some(metrics) = &self.metrics {
+            metrics.limiter_waited(started - queued);
+            metrics.api_request(operation, outcome);
+        }
         tracing::debug!(
             operation,
             outcome,

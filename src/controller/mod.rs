@@ -26,6 +26,8 @@ use kube::{Api, Client};
 use crate::attention::AttentionApi;
 use crate::crd::{AttentionUser, MANAGER};
 use crate::directory::Directory;
+use crate::metrics::Metrics;
+use crate::server::Health;
 
 /// How the controller paces its work.
 #[derive(Debug, Clone)]
@@ -63,6 +65,7 @@ impl Default for Settings {
 /// What every reconcile shares.
 pub struct Context {
     pub kube: Client,
+    pub metrics: Arc<Metrics>,
     pub api: Arc<dyn AttentionApi>,
     pub directory: Directory,
     pub recorder: Recorder,
@@ -71,7 +74,12 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(kube: Client, api: Arc<dyn AttentionApi>, settings: Settings) -> Context {
+    pub fn new(
+        kube: Client,
+        api: Arc<dyn AttentionApi>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Context {
         let reporter = Reporter {
             controller: MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
@@ -81,6 +89,7 @@ impl Context {
             directory: Directory::new(api.clone(), settings.directory_max_age),
             retries: Retries::new(settings.backoff_first, settings.backoff_cap),
             kube,
+            metrics,
             api,
             settings,
         }
@@ -130,37 +139,45 @@ impl Error {
 /// Backs off a reconcile that could not even report its outcome.
 pub fn error_policy(user: Arc<AttentionUser>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(reason = error.reason(), %error, "Reconcile failed");
+    ctx.metrics.reconcile_error(error.reason());
     ctx.action(
         &ObjectRef::from_obj(&*user),
         Next::Backoff { at_least: None },
     )
 }
 
-/// Runs the controller until the process receives SIGTERM or Ctrl-C.
-pub async fn run(kube: Client, api: Arc<dyn AttentionApi>, settings: Settings) {
-    let concurrency = settings.concurrency;
+/// Runs the controller until the process receives SIGTERM or Ctrl-C. `health` follows its
+/// watches and turns ready once each has listed its resources.
+pub async fn run(ctx: Arc<Context>, health: Health) {
+    let settings = &ctx.settings;
     let scopes: Vec<Api<AttentionUser>> = if settings.namespaces.is_empty() {
-        vec![Api::all(kube.clone())]
+        vec![Api::all(ctx.kube.clone())]
     } else {
         settings
             .namespaces
             .iter()
-            .map(|ns| Api::namespaced(kube.clone(), ns))
+            .map(|ns| Api::namespaced(ctx.kube.clone(), ns))
             .collect()
     };
-    let ctx = Arc::new(Context::new(kube, api, settings));
-    let controllers = scopes.into_iter().map(|users| {
-        Controller::new(users, watcher::Config::default().any_semantic())
-            .with_config(controller::Config::default().concurrency(concurrency))
-            .shutdown_on_signal()
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|result| async move {
-                match result {
-                    Ok((object, _)) => tracing::trace!(%object, "Reconciled"),
-                    Err(controller::Error::ReconcilerFailed(..)) => {}
-                    Err(error) => tracing::warn!(%error, "Controller error"),
-                }
-            })
-    });
+    let controllers: Vec<_> = scopes
+        .into_iter()
+        .map(|users| {
+            let controller = Controller::new(users, watcher::Config::default().any_semantic());
+            health.watch(controller.store());
+            controller
+                .with_config(controller::Config::default().concurrency(settings.concurrency))
+                .shutdown_on_signal()
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|result| async move {
+                    match result {
+                        Ok((object, _)) => tracing::trace!(%object, "Reconciled"),
+                        Err(controller::Error::ReconcilerFailed(..)) => {}
+                        Err(error) => tracing::warn!(%error, "Controller error"),
+                    }
+                })
+        })
+        .collect();
+    let readiness = tokio::spawn(health.become_ready_when_synced());
     futures::future::join_all(controllers).await;
+    readiness.abort();
 }

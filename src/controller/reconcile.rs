@@ -1,6 +1,7 @@
 //! One reconcile of one AttentionUser: find or create the user, then report it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
@@ -19,6 +20,7 @@ use crate::crd::{AttentionUser, AttentionUserStatus, MANAGER, Origin, SecretKeyR
 /// Makes the organisation hold the user `user` declares and reports the outcome in status.
 #[tracing::instrument(skip_all, fields(namespace = user.namespace(), name = user.name_any()))]
 pub async fn reconcile(user: Arc<AttentionUser>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
     let mut current = user.status.clone();
     let outcome = observe(&user, &ctx, &mut current).await?;
     let generation = user.metadata.generation;
@@ -28,6 +30,8 @@ pub async fn reconcile(user: Arc<AttentionUser>, ctx: Arc<Context>) -> Result<Ac
     }
     publish_event(&user, &ctx, &outcome).await;
     tracing::debug!(reason = outcome.reason(), "Reconciled");
+    ctx.metrics
+        .reconciled(outcome.reason(), outcome.is_ready(), started.elapsed());
     Ok(ctx.action(&ObjectRef::from_obj(&*user), outcome.next()))
 }
 
