@@ -24,7 +24,6 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "Stopped on an error");
-                eprintln!("attention-operator: {error}");
                 ExitCode::FAILURE
             }
         },

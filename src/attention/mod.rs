@@ -6,7 +6,7 @@ mod wire;
 
 pub use error::{ApiError, excerpt, redact};
 pub use http::{AuthScheme, BuildError, ClientSettings, HttpClient, install_crypto_provider};
-pub use wire::{NewTeam, NewUser, Password, RemoteRole, RemoteTeam, RemoteUser};
+pub use wire::{NewTeam, NewUser, Password, RemoteRef, RemoteRole, RemoteTeam, RemoteUser};
 
 use async_trait::async_trait;
 

@@ -45,9 +45,9 @@ impl RemoteUser {
     }
 }
 
-/// A role in a list answer.
+/// A role or team in a list answer: a UUID and a name, with whatever else the API adds.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
-pub struct RemoteRole {
+pub struct RemoteRef {
     #[serde(default)]
     pub uuid: Option<String>,
     #[serde(default)]
@@ -56,16 +56,11 @@ pub struct RemoteRole {
     pub extra: Map<String, Value>,
 }
 
+/// A role in a list answer.
+pub type RemoteRole = RemoteRef;
+
 /// A team in a list answer.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
-pub struct RemoteTeam {
-    #[serde(default)]
-    pub uuid: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
+pub type RemoteTeam = RemoteRef;
 
 /// The body of `POST /organizations/users`, with the documented mix of snake and camel case.
 #[derive(Serialize, Clone, Debug, PartialEq)]
