@@ -105,7 +105,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::NewUser;
+    use crate::attention::{NewUser, UserUpdate};
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -132,6 +132,14 @@ mod tests {
 
         async fn create_user(&self, _: &NewUser) -> Result<RemoteUser, ApiError> {
             unreachable!("the directory never creates users")
+        }
+
+        async fn update_user(&self, _: &str, _: &UserUpdate) -> Result<RemoteUser, ApiError> {
+            unreachable!("the directory never changes users")
+        }
+
+        async fn delete_user(&self, _: &str) -> Result<(), ApiError> {
+            unreachable!("the directory never deletes users")
         }
     }
 

@@ -14,7 +14,7 @@ use url::Url;
 
 use super::AttentionApi;
 use super::error::{ApiError, redact};
-use super::wire::{NewUser, RemoteUser, decode_user, decode_users};
+use super::wire::{NewUser, RemoteUser, UserUpdate, decode_user, decode_users};
 use crate::metrics::Metrics;
 
 /// Most bytes of an error answer read; the excerpt kept is far shorter.
@@ -114,6 +114,15 @@ impl HttpClient {
             .expect("relative API paths always join onto the base URL")
     }
 
+    /// The URL of one user; the UUID is one path segment, escaped as such.
+    fn user_url(&self, uuid: &str) -> Url {
+        let mut url = self.url("organizations/users");
+        url.path_segments_mut()
+            .expect("an http(s) URL has path segments")
+            .push(uuid);
+        url
+    }
+
     /// Sends one request under the shared limits and returns the decoded JSON answer.
     async fn send(
         &self,
@@ -153,6 +162,9 @@ impl HttpClient {
         let status = response.status();
         if status.is_success() {
             let body = response.bytes().await.map_err(transport_error)?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
             return serde_json::from_slice(&body).map_err(|e| ApiError::Unavailable {
                 detail: format!("undecodable answer: {:?} error", e.classify()).to_lowercase(),
             });
@@ -187,6 +199,18 @@ impl AttentionApi for HttpClient {
         let secrets: Vec<&str> = user.password.iter().map(|p| p.expose()).collect();
         let body = self.send("create_user", request, &secrets).await?;
         decode_user(body).map_err(|detail| ApiError::Unavailable { detail })
+    }
+
+    async fn update_user(&self, uuid: &str, update: &UserUpdate) -> Result<RemoteUser, ApiError> {
+        let request = self.http.patch(self.user_url(uuid)).json(update);
+        let secrets: Vec<&str> = update.password.iter().map(|p| p.expose()).collect();
+        let body = self.send("update_user", request, &secrets).await?;
+        decode_user(body).map_err(|detail| ApiError::Unavailable { detail })
+    }
+
+    async fn delete_user(&self, uuid: &str) -> Result<(), ApiError> {
+        let request = self.http.delete(self.user_url(uuid));
+        self.send("delete_user", request, &[]).await.map(drop)
     }
 }
 

@@ -6,7 +6,9 @@ mod wire;
 
 pub use error::{ApiError, excerpt, redact};
 pub use http::{AuthScheme, BuildError, ClientSettings, HttpClient, install_crypto_provider};
-pub use wire::{NewTeam, NewUser, Password, RemoteRef, RemoteRole, RemoteTeam, RemoteUser};
+pub use wire::{
+    NewTeam, NewUser, Password, RemoteRef, RemoteRole, RemoteTeam, RemoteUser, UserUpdate,
+};
 
 use async_trait::async_trait;
 
@@ -18,4 +20,11 @@ pub trait AttentionApi: Send + Sync {
 
     /// Creates a user; answers the user as Attention created it.
     async fn create_user(&self, user: &NewUser) -> Result<RemoteUser, ApiError>;
+
+    /// Changes a user; answers the user as Attention changed it.
+    async fn update_user(&self, uuid: &str, update: &UserUpdate) -> Result<RemoteUser, ApiError>;
+
+    /// Deletes a user. Not in Attention's reference: `NotFound` may mean the user is gone or
+    /// that the call is not supported, `Rejected` with 405 that it is not supported.
+    async fn delete_user(&self, uuid: &str) -> Result<(), ApiError>;
 }

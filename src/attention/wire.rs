@@ -76,6 +76,43 @@ pub struct NewUser {
     pub seat_type: String,
 }
 
+/// The body of `PATCH /organizations/users/{userId}`: camelCase but for `seat_type`, which is
+/// always sent because the API resets a missing one to `recording`. Team membership changes
+/// as a difference.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(rename = "roleUUID", skip_serializing_if = "Option::is_none")]
+    pub role_uuid: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub teams_to_add: Vec<NewTeam>,
+    #[serde(rename = "teamUUIDsToRemove", skip_serializing_if = "Vec::is_empty")]
+    pub team_uuids_to_remove: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Password>,
+    #[serde(rename = "seat_type")]
+    pub seat_type: String,
+}
+
+impl UserUpdate {
+    /// An update that changes nothing but states the seat type, as every update must.
+    pub fn keeping(seat_type: &str) -> UserUpdate {
+        UserUpdate {
+            first_name: None,
+            last_name: None,
+            role_uuid: None,
+            teams_to_add: Vec::new(),
+            team_uuids_to_remove: Vec::new(),
+            password: None,
+            seat_type: seat_type.to_owned(),
+        }
+    }
+}
+
 /// One team of a new user.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct NewTeam {
@@ -193,6 +230,37 @@ mod tests {
                 "password": "s3cret",
                 "seat_type": "listener",
             })
+        );
+    }
+
+    #[test]
+    fn update_body_uses_the_documented_field_names() {
+        let update = UserUpdate {
+            first_name: Some("Ada".into()),
+            role_uuid: Some("3f1c7a52-5d0e-4c59-9f7b-2f6a9e0c1d24".into()),
+            teams_to_add: vec![NewTeam {
+                uuid: "t-2".into(),
+                primary: true,
+            }],
+            team_uuids_to_remove: vec!["t-1".into()],
+            password: Some(Password::new("n3w")),
+            ..UserUpdate::keeping("listener")
+        };
+        assert_eq!(
+            serde_json::to_value(update).unwrap(),
+            json!({
+                "firstName": "Ada",
+                "roleUUID": "3f1c7a52-5d0e-4c59-9f7b-2f6a9e0c1d24",
+                "teamsToAdd": [{"uuid": "t-2", "primary": true}],
+                "teamUUIDsToRemove": ["t-1"],
+                "password": "n3w",
+                "seat_type": "listener",
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(UserUpdate::keeping("recording")).unwrap(),
+            json!({"seat_type": "recording"}),
+            "an update always states the seat type, and only what changes besides"
         );
     }
 
