@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::attention::{AuthScheme, ClientSettings};
 use crate::controller::Settings;
+use crate::crd::DeletionPolicy;
 
 /// Environment variable that may hold the API key itself. Deliberately not a flag: command
 /// lines show in `ps`.
@@ -97,6 +98,11 @@ pub struct RunArgs {
           value_parser = duration)]
     pub invalid_retry_interval: Duration,
 
+    /// What deleting an AttentionUser does to its Attention user when its spec sets no
+    /// deletionPolicy: `retain` leaves it, `delete` deletes it.
+    #[arg(long, env = "ATTENTION_DEFAULT_DELETION_POLICY", value_enum, default_value_t = DeletionPolicy::Retain)]
+    pub default_deletion_policy: DeletionPolicy,
+
     /// Address of the HTTP server for /healthz, /readyz and /metrics.
     #[arg(long, env = "ATTENTION_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -166,6 +172,7 @@ impl RunArgs {
             directory_max_age: self.cache_max_age,
             concurrency: self.concurrency,
             namespaces: self.namespaces.clone(),
+            default_deletion_policy: self.default_deletion_policy,
             ..Settings::default()
         }
     }
@@ -211,6 +218,7 @@ mod tests {
             "--invalid-retry-interval=1h",
             "--log-format=json",
             "--metrics-addr=127.0.0.1:9090",
+            "--default-deletion-policy=delete",
         ]);
         assert_eq!(args.auth_scheme, AuthScheme::Raw);
         assert_eq!(args.namespaces, ["team-a", "team-b"]);
@@ -227,6 +235,7 @@ mod tests {
         assert_eq!(client.timeout, Duration::from_secs(5));
         assert_eq!(args.log_format, LogFormat::Json);
         assert_eq!(args.metrics_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(settings.default_deletion_policy, DeletionPolicy::Delete);
     }
 
     #[test]

@@ -14,6 +14,12 @@ pub const MANAGER: &str = "attention.tech/operator";
 /// The `Ready` condition type: the only condition this version reports.
 pub const READY: &str = "Ready";
 
+/// Finalizer that holds a resource with `deletionPolicy: Delete` until its user is deleted.
+pub const FINALIZER: &str = "attention.tech/delete-user";
+
+/// Annotation that pauses reconciliation of one resource when set to `"true"`.
+pub const PAUSED_ANNOTATION: &str = "attention.tech/paused";
+
 /// Most teams one user may be declared in; bounds the cost of the CEL rule on `teams`.
 pub const MAX_TEAMS: usize = 64;
 
@@ -81,11 +87,59 @@ pub struct AttentionUserSpec {
     #[serde(default)]
     pub seat_type: SeatType,
 
-    /// Secret in the same namespace holding the password sent when the user is created.
-    /// Optional: without it the user is created without a password. The password is never
-    /// stored or shown by the operator.
+    /// Secret in the same namespace holding the user's password: sent when the user is
+    /// created, and again whenever the Secret changes. Optional. The password is never stored
+    /// or shown by the operator; deleting the Secret after creation leaves the user alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
+
+    /// `Manage` (the default): create the user and correct any difference from this spec.
+    /// `Observe`: create and change nothing; report differences in `status.drift`.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// What to do when a user with this email already exists and this resource has never
+    /// recorded it: `Adopt` it (the default) or `Refuse` and report the conflict.
+    #[serde(default)]
+    pub adoption_policy: AdoptionPolicy,
+
+    /// What deleting this resource does to the Attention user: `Retain` leaves it, `Delete`
+    /// deletes it first. When unset, the operator's default applies (`Retain` unless
+    /// configured otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// Whether the operator acts on differences or only reports them.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Create the user and correct differences.
+    #[default]
+    Manage,
+    /// Change nothing; report differences.
+    Observe,
+}
+
+/// What to do with a user that exists before this resource claimed it.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AdoptionPolicy {
+    /// Take the existing user over.
+    #[default]
+    Adopt,
+    /// Leave it alone and report the conflict.
+    Refuse,
+}
+
+/// What deleting the resource does to the Attention user.
+#[derive(
+    Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema, clap::ValueEnum,
+)]
+pub enum DeletionPolicy {
+    /// Leave the Attention user in place.
+    #[default]
+    Retain,
+    /// Delete the Attention user before the resource goes away.
+    Delete,
 }
 
 /// Membership of one team.
@@ -145,6 +199,19 @@ pub enum Origin {
     Created,
     /// A user with this email already existed and the operator took it over.
     Adopted,
+    /// The user it managed disappeared from Attention and the operator created it again.
+    Recreated,
+}
+
+/// One field on which Attention and the spec disagree.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct Drift {
+    /// The spec field, such as `lastName` or `teams`.
+    pub field: String,
+    /// What the spec declares.
+    pub desired: String,
+    /// What Attention reports.
+    pub actual: String,
 }
 
 /// What the operator found or did, as last observed.
@@ -185,6 +252,20 @@ pub struct AttentionUserStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserved_object")]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+
+    /// Fields on which Attention differs from the spec, when `managementPolicy` is `Observe`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
+
+    /// Which version of the password Secret was last sent (`<secret>/<resourceVersion>`),
+    /// never the password itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_version: Option<String>,
+
+    /// Failed attempts to delete the Attention user while the resource is being deleted; the
+    /// resource is released after a bounded number of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_attempts: Option<u32>,
 
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -72,6 +72,15 @@ impl Directory {
         view.users.push(user);
     }
 
+    /// Removes a user the operator itself deleted.
+    pub async fn forget(&self, uuid: &str) {
+        self.view
+            .lock()
+            .await
+            .users
+            .retain(|known| known.uuid != uuid);
+    }
+
     /// Forces the next lookup to list the organisation again.
     pub async fn invalidate(&self) {
         self.view.lock().await.fetched = None;
@@ -206,6 +215,16 @@ mod tests {
             directory.find_by_uuid("u-9").await.unwrap().unwrap().email,
             "new@x.io"
         );
+        assert_eq!(org.lists.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn forgotten_users_are_no_longer_found_by_email() {
+        let org = org_with(&[user("u-1", "a@x.io")]);
+        let directory = Directory::new(org.clone(), Duration::from_secs(60));
+        assert!(directory.find_by_email("a@x.io").await.unwrap().is_some());
+        directory.forget("u-1").await;
+        assert_eq!(directory.find_by_email("a@x.io").await.unwrap(), None);
         assert_eq!(org.lists.load(Ordering::SeqCst), 1);
     }
 

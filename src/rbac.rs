@@ -11,11 +11,12 @@ pub struct Access {
 
 /// Everything the operator reads or writes in Kubernetes.
 pub const REQUIRED: &[Access] = &[
-    // The controller lists and watches its resources.
+    // The controller lists and watches its resources, and patches their finalizers when the
+    // deletion policy needs one.
     Access {
         group: "attention.tech",
         resource: "attentionusers",
-        verbs: &["get", "list", "watch"],
+        verbs: &["get", "list", "watch", "patch"],
     },
     // Status is written with server-side apply on the status subresource.
     Access {
@@ -23,11 +24,12 @@ pub const REQUIRED: &[Access] = &[
         resource: "attentionusers/status",
         verbs: &["get", "patch"],
     },
-    // Password Secrets are read one by one, by name, when a user is created.
+    // Password Secrets are read by name; the metadata of Secrets (never their data) is
+    // watched so that a rotated password reaches its user at once.
     Access {
         group: "",
         resource: "secrets",
-        verbs: &["get"],
+        verbs: &["get", "list", "watch"],
     },
     // Events are created, and patched when kube's recorder folds repeats into a series.
     Access {
@@ -49,12 +51,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_writes_are_allowed_but_spec_writes_are_not() {
+    fn the_operator_may_patch_but_never_replace_or_delete() {
         assert!(allows("attention.tech", "attentionusers/status", "patch"));
-        assert!(!allows("attention.tech", "attentionusers", "patch"));
         assert!(
-            !allows("", "secrets", "list"),
-            "Secrets are read by name, never listed"
+            allows("attention.tech", "attentionusers", "patch"),
+            "finalizers"
+        );
+        assert!(!allows("attention.tech", "attentionusers", "update"));
+        assert!(!allows("attention.tech", "attentionusers", "delete"));
+        assert!(
+            !allows("", "secrets", "patch"),
+            "Secrets are only ever read"
         );
     }
 }

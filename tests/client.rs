@@ -951,9 +951,6 @@ async fn an_escaped_uuid_segment_decodes_back_to_exactly_the_uuid() {
 }
 
 #[tokio::test]
-#[ignore = "fails: src/attention/http.rs user_url pushes the id with url's path_segments_mut, \
-            which skips \".\" and \"..\" and leaves \"\" as a trailing slash, so these ids \
-            address /organizations/users itself"]
 async fn empty_and_dot_segment_uuids_never_address_the_user_collection() {
     let sb = sandbox().await;
     let client = client(&sb.base_url());

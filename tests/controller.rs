@@ -7,137 +7,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
-use attention_operator::controller::{Context, Settings, reconcile};
-use attention_operator::crd::{AttentionUser, Origin};
-use attention_operator::metrics::Metrics;
-use attention_operator::sandbox::{AuthMode, Faults, RecordedRequest, Sandbox, SandboxConfig};
+use attention_operator::controller::reconcile;
+use attention_operator::crd::{AttentionUser, ManagementPolicy, Origin};
+use attention_operator::sandbox::Faults;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
+use support::harness::*;
 use support::*;
-
-const RESYNC: Duration = Duration::from_secs(600);
-const AWAIT_CHANGE: Duration = Duration::from_secs(1800);
-
-struct Harness {
-    sandbox: Sandbox,
-    kube: FakeKube,
-    ctx: Arc<Context>,
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        Harness::with(Faults::default(), API_KEY).await
-    }
-
-    async fn with(faults: Faults, key: &str) -> Harness {
-        let config = SandboxConfig {
-            api_key: API_KEY.to_owned(),
-            auth: AuthMode::Bearer,
-            faults,
-        };
-        let sandbox = Sandbox::start_local(config).await.unwrap();
-        let kube = FakeKube::default();
-        let ctx = context(&kube, &sandbox, key);
-        Harness { sandbox, kube, ctx }
-    }
-
-    /// A new operator process: a fresh context (empty caches) against the same two servers.
-    fn restart(&mut self) {
-        self.ctx = context(&self.kube, &self.sandbox, API_KEY);
-    }
-
-    /// Stores `user` in the fake API server and reconciles it once.
-    async fn apply(&self, user: AttentionUser) -> Action {
-        self.kube.add_user(&user);
-        self.reconcile(user.metadata.name.as_deref().unwrap()).await
-    }
-
-    /// Reconciles the stored object, as the controller would after a watch event.
-    async fn reconcile(&self, name: &str) -> Action {
-        reconcile(Arc::new(self.kube.user(name)), self.ctx.clone())
-            .await
-            .unwrap()
-    }
-
-    /// (status, reason) of the stored object's Ready condition.
-    fn ready(&self, name: &str) -> (String, String) {
-        let user = self.kube.user(name);
-        let ready = user
-            .status
-            .as_ref()
-            .and_then(|s| s.ready())
-            .cloned()
-            .unwrap();
-        (ready.status, ready.reason)
-    }
-
-    fn message(&self, name: &str) -> String {
-        let user = self.kube.user(name);
-        user.status.unwrap().ready().unwrap().message.clone()
-    }
-
-    /// "METHOD path" of every request the sandbox received.
-    fn api_calls(&self) -> Vec<String> {
-        self.sandbox
-            .requests()
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
-    }
-
-    fn creates(&self) -> Vec<RecordedRequest> {
-        self.sandbox
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "POST")
-            .collect()
-    }
-}
-
-fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str) -> Arc<Context> {
-    let metrics = Arc::new(Metrics::new());
-    let settings = ClientSettings {
-        base_url: sandbox.base_url().parse().unwrap(),
-        api_key: key.to_owned(),
-        auth_scheme: AuthScheme::Bearer,
-        timeout: Duration::from_millis(500),
-        requests_per_second: 1000.try_into().unwrap(),
-        max_in_flight: 16,
-    };
-    let api = Arc::new(
-        HttpClient::new(settings)
-            .unwrap()
-            .with_metrics(metrics.clone()),
-    );
-    let settings = Settings {
-        resync_interval: RESYNC,
-        await_change_retry: AWAIT_CHANGE,
-        backoff_first: Duration::from_secs(1),
-        backoff_cap: Duration::from_secs(300),
-        ..Settings::default()
-    };
-    Arc::new(Context::new(kube.client(), api, settings, metrics))
-}
-
-/// The requeue delay of an action. kube's Action has no getter, so this reads its Debug form,
-/// `Action { requeue_after: Some(1.234s) }`.
-fn requeue_after(action: &Action) -> Duration {
-    let text = format!("{action:?}");
-    let inner = text
-        .split("Some(")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap();
-    match inner.strip_suffix("ms") {
-        Some(millis) => Duration::from_secs_f64(millis.parse::<f64>().unwrap() / 1000.0),
-        None => Duration::from_secs_f64(inner.trim_end_matches('s').parse().unwrap()),
-    }
-}
-
-fn ready(status: &str, reason: &str) -> (String, String) {
-    (status.to_owned(), reason.to_owned())
-}
 
 #[tokio::test]
 async fn a_new_user_is_created_once_and_reported_ready() {
@@ -528,11 +404,16 @@ async fn retries_of_the_same_failure_repeat_no_event_and_back_off() {
 }
 
 #[tokio::test]
-async fn a_recorded_user_gone_from_attention_is_reported_not_recreated() {
+async fn an_observed_user_gone_from_attention_is_reported_not_recreated() {
     let mut h = Harness::start().await;
-    h.apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await;
-    let uuid = h.kube.user("ada").status.unwrap().uuid.unwrap();
+    let uuid = h.sandbox.insert_user(seed("ada@example.com"));
+    let observe = |u: &mut AttentionUser| u.spec.management_policy = ManagementPolicy::Observe;
+    h.apply(
+        UserBuilder::new("ada", "ada@example.com")
+            .with(observe)
+            .build(),
+    )
+    .await;
     h.sandbox.remove_user(&uuid);
     h.restart();
 
@@ -540,8 +421,30 @@ async fn a_recorded_user_gone_from_attention_is_reported_not_recreated() {
 
     assert_eq!(h.ready("ada"), ready("False", "UserMissing"));
     assert!(h.message("ada").contains(&uuid));
-    assert_eq!(h.creates().len(), 1, "only the first create");
-    assert!(h.sandbox.users().is_empty());
+    assert!(h.creates().is_empty());
+}
+
+#[tokio::test]
+async fn a_managed_user_deleted_in_the_app_is_recreated_once_and_says_so() {
+    let mut h = Harness::start().await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await;
+    let old = h.kube.user("ada").status.unwrap().uuid.unwrap();
+    h.sandbox.remove_user(&old);
+    h.restart();
+
+    h.reconcile("ada").await;
+    h.reconcile("ada").await;
+
+    assert_eq!(h.ready("ada"), ready("True", "Recreated"));
+    assert_eq!(h.creates().len(), 2, "the first create and one more");
+    let status = h.kube.user("ada").status.unwrap();
+    assert_ne!(status.uuid.unwrap(), old);
+    let last = h.kube.events().last().unwrap().body.clone();
+    assert_eq!(
+        (last["type"].as_str(), last["reason"].as_str()),
+        (Some("Warning"), Some("Recreated"))
+    );
 }
 
 #[tokio::test]

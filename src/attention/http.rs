@@ -123,12 +123,14 @@ impl HttpClient {
         url
     }
 
-    /// Sends one request under the shared limits and returns the decoded JSON answer.
+    /// Sends one request under the shared limits and returns the decoded JSON answer, or
+    /// `Null` when the answer's body does not matter.
     async fn send(
         &self,
         operation: &'static str,
         request: reqwest::RequestBuilder,
         secrets: &[&str],
+        body: Body,
     ) -> Result<Value, ApiError> {
         let queued = Instant::now();
         self.rate.until_ready().await;
@@ -138,7 +140,7 @@ impl HttpClient {
             .await
             .expect("the semaphore is never closed");
         let started = Instant::now();
-        let result = self.exchange(request, secrets).await;
+        let result = self.exchange(request, secrets, body).await;
         let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "Success");
         if let Some(metrics) = &self.metrics {
             metrics.limiter_waited(started - queued);
@@ -157,9 +159,13 @@ impl HttpClient {
         &self,
         request: reqwest::RequestBuilder,
         secrets: &[&str],
+        body: Body,
     ) -> Result<Value, ApiError> {
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
+        if status.is_success() && body == Body::Ignored {
+            return Ok(Value::Null);
+        }
         if status.is_success() {
             let body = response.bytes().await.map_err(transport_error)?;
             if body.iter().all(u8::is_ascii_whitespace) {
@@ -182,7 +188,7 @@ impl HttpClient {
 impl AttentionApi for HttpClient {
     async fn list_users(&self) -> Result<Vec<RemoteUser>, ApiError> {
         let request = self.http.get(self.url("organizations/users"));
-        let body = self.send("list_users", request, &[]).await?;
+        let body = self.send("list_users", request, &[], Body::Json).await?;
         let (users, skipped) =
             decode_users(body).map_err(|detail| ApiError::Unavailable { detail })?;
         if skipped > 0 {
@@ -197,20 +203,46 @@ impl AttentionApi for HttpClient {
     async fn create_user(&self, user: &NewUser) -> Result<RemoteUser, ApiError> {
         let request = self.http.post(self.url("organizations/users")).json(user);
         let secrets: Vec<&str> = user.password.iter().map(|p| p.expose()).collect();
-        let body = self.send("create_user", request, &secrets).await?;
+        let body = self
+            .send("create_user", request, &secrets, Body::Json)
+            .await?;
         decode_user(body).map_err(|detail| ApiError::Unavailable { detail })
     }
 
     async fn update_user(&self, uuid: &str, update: &UserUpdate) -> Result<RemoteUser, ApiError> {
+        check_user_id(uuid)?;
         let request = self.http.patch(self.user_url(uuid)).json(update);
         let secrets: Vec<&str> = update.password.iter().map(|p| p.expose()).collect();
-        let body = self.send("update_user", request, &secrets).await?;
+        let body = self
+            .send("update_user", request, &secrets, Body::Json)
+            .await?;
         decode_user(body).map_err(|detail| ApiError::Unavailable { detail })
     }
 
     async fn delete_user(&self, uuid: &str) -> Result<(), ApiError> {
+        check_user_id(uuid)?;
         let request = self.http.delete(self.user_url(uuid));
-        self.send("delete_user", request, &[]).await.map(drop)
+        self.send("delete_user", request, &[], Body::Ignored)
+            .await
+            .map(drop)
+    }
+}
+
+/// What a successful answer's body is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// A JSON document to decode.
+    Json,
+    /// Nothing the operator reads (a delete's answer is not documented).
+    Ignored,
+}
+
+/// Refuses, without sending anything, an id that no user can have and that would address the
+/// user collection itself once put in a URL: empty, `.` or `..`.
+fn check_user_id(uuid: &str) -> Result<(), ApiError> {
+    match uuid {
+        "" | "." | ".." => Err(ApiError::NotFound),
+        _ => Ok(()),
     }
 }
 

@@ -1,5 +1,8 @@
 //! The controller: watches AttentionUsers and reconciles each with the Attention organisation.
 
+mod claims;
+mod diff;
+mod finalize;
 mod outcome;
 mod reconcile;
 mod request;
@@ -8,7 +11,9 @@ mod secret;
 mod status;
 mod validate;
 
-pub use outcome::{Next, Outcome, Step};
+pub use claims::Claims;
+pub use finalize::MAX_DELETE_ATTEMPTS;
+pub use outcome::{Found, Next, Outcome, Step};
 pub use reconcile::reconcile;
 pub use retry::Retries;
 pub use validate::problems as spec_problems;
@@ -16,15 +21,20 @@ pub use validate::problems as spec_problems;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Future, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
 use crate::attention::AttentionApi;
-use crate::crd::{AttentionUser, MANAGER};
+use crate::crd::{AttentionUser, DeletionPolicy, MANAGER};
 use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::server::Health;
@@ -46,6 +56,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// Namespaces to watch; all when empty.
     pub namespaces: Vec<String>,
+    /// What deleting a resource does to its user when its spec does not say.
+    pub default_deletion_policy: DeletionPolicy,
 }
 
 impl Default for Settings {
@@ -58,6 +70,7 @@ impl Default for Settings {
             directory_max_age: Duration::from_secs(30),
             concurrency: 4,
             namespaces: Vec::new(),
+            default_deletion_policy: DeletionPolicy::Retain,
         }
     }
 }
@@ -68,6 +81,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub api: Arc<dyn AttentionApi>,
     pub directory: Directory,
+    pub claims: Claims,
     pub recorder: Recorder,
     pub retries: Retries,
     pub settings: Settings,
@@ -87,6 +101,7 @@ impl Context {
         Context {
             recorder: Recorder::new(kube.clone(), reporter),
             directory: Directory::new(api.clone(), settings.directory_max_age),
+            claims: Claims::default(),
             retries: Retries::new(settings.backoff_first, settings.backoff_cap),
             kube,
             metrics,
@@ -121,6 +136,8 @@ pub enum Error {
     ReadSecret { name: String, source: kube::Error },
     #[error("failed to write status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error("failed to update the finalizers: {0}")]
+    WriteFinalizer(#[source] kube::Error),
     #[error("the resource has no namespace")]
     NoNamespace,
 }
@@ -131,6 +148,7 @@ impl Error {
         match self {
             Error::ReadSecret { .. } => "ReadSecret",
             Error::WriteStatus(_) => "WriteStatus",
+            Error::WriteFinalizer(_) => "WriteFinalizer",
             Error::NoNamespace => "NoNamespace",
         }
     }
@@ -146,38 +164,80 @@ pub fn error_policy(user: Arc<AttentionUser>, error: &Error, ctx: Arc<Context>) 
     )
 }
 
-/// Runs the controller until the process receives SIGTERM or Ctrl-C. `health` follows its
-/// watches and turns ready once each has listed its resources.
+/// Runs the controller until the process receives SIGTERM or Ctrl-C: one per watched
+/// namespace, or one for all. `health` follows their watches and turns ready once each has
+/// listed its resources.
 pub async fn run(ctx: Arc<Context>, health: Health) {
-    let settings = &ctx.settings;
-    let scopes: Vec<Api<AttentionUser>> = if settings.namespaces.is_empty() {
-        vec![Api::all(ctx.kube.clone())]
+    let scopes: Vec<Option<String>> = if ctx.settings.namespaces.is_empty() {
+        vec![None]
     } else {
-        settings
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.kube.clone(), ns))
-            .collect()
+        ctx.settings.namespaces.iter().cloned().map(Some).collect()
     };
     let controllers: Vec<_> = scopes
-        .into_iter()
-        .map(|users| {
-            let controller = Controller::new(users, watcher::Config::default().any_semantic());
-            health.watch(controller.store());
-            controller
-                .with_config(controller::Config::default().concurrency(settings.concurrency))
-                .shutdown_on_signal()
-                .run(reconcile, error_policy, ctx.clone())
-                .for_each(|result| async move {
-                    match result {
-                        Ok((object, _)) => tracing::trace!(%object, "Reconciled"),
-                        Err(controller::Error::ReconcilerFailed(..)) => {}
-                        Err(error) => tracing::warn!(%error, "Controller error"),
-                    }
-                })
-        })
+        .iter()
+        .map(|scope| controller_for(scope.as_deref(), &ctx, &health))
         .collect();
     let readiness = tokio::spawn(health.become_ready_when_synced());
     futures::future::join_all(controllers).await;
     readiness.abort();
+}
+
+/// The controller of one scope. It also watches the metadata (never the data) of Secrets, so
+/// that a rotated password Secret reaches its users at once.
+fn controller_for(
+    namespace: Option<&str>,
+    ctx: &Arc<Context>,
+    health: &Health,
+) -> impl Future<Output = ()> + use<> {
+    let users: Api<AttentionUser> = scoped(&ctx.kube, namespace);
+    let secrets: Api<PartialObjectMeta<Secret>> = scoped(&ctx.kube, namespace);
+    let controller = Controller::new(users, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    health.watch(store.clone());
+    ctx.claims.watch(store.clone());
+    let secret_changes = watcher::watcher(secrets, watcher::Config::default()).touched_objects();
+    controller
+        .watches_stream(secret_changes, move |secret| {
+            users_of_secret(&store, &secret)
+        })
+        .with_config(controller::Config::default().concurrency(ctx.settings.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::trace!(%object, "Reconciled"),
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(error) => tracing::warn!(%error, "Controller error"),
+            }
+        })
+}
+
+fn scoped<K>(kube: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(kube.clone(), namespace),
+        None => Api::all(kube.clone()),
+    }
+}
+
+/// The AttentionUsers whose password lives in `secret`.
+fn users_of_secret(
+    store: &Store<AttentionUser>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<AttentionUser>> {
+    let (namespace, name) = (secret.namespace(), secret.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|user| user.namespace() == namespace)
+        .filter(|user| {
+            user.spec
+                .password_secret_ref
+                .as_ref()
+                .is_some_and(|r| r.name == name)
+        })
+        .map(|user| ObjectRef::from_obj(&**user))
+        .collect()
 }

@@ -3,24 +3,54 @@
 use std::time::Duration;
 
 use crate::attention::{ApiError, RemoteUser};
-use crate::crd::Origin;
+use crate::crd::{Drift, Origin, PAUSED_ANNOTATION};
 
 /// The result of looking at one AttentionUser and acting on it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// The user exists in Attention and this resource manages it.
-    Ready {
-        user: Box<RemoteUser>,
-        origin: Origin,
-    },
+    /// The user exists in Attention as the spec declares, and this resource manages it.
+    Ready(Box<Found>),
+    /// `Observe`: the user exists but differs from the spec on these fields.
+    Drifted(Box<Found>, Vec<Drift>),
+    /// `Observe`: no user has this email, and none is created.
+    NotPresent,
     /// The spec cannot be sent to Attention as it stands.
     InvalidSpec(String),
     /// The password Secret is missing, lacks the key, or holds something unusable.
     SecretMissing(String),
-    /// The user recorded in status no longer exists in the organisation.
+    /// `Observe`: the user recorded in status no longer exists in the organisation.
     UserMissing { uuid: String },
+    /// `adoptionPolicy: Refuse`, and a user with this email exists already.
+    AdoptionRefused { uuid: String },
+    /// Another AttentionUser (`namespace/name`) holds this email.
+    Conflict { holder: String },
+    /// The paused annotation is set: nothing is looked at or changed.
+    Paused,
     /// A call to Attention failed.
     ApiFailed { step: Step, error: ApiError },
+}
+
+/// A user found (or just created or changed) in Attention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub user: RemoteUser,
+    pub origin: Origin,
+    /// Spec fields this reconcile changed in Attention (an update), if any.
+    pub changed: Vec<String>,
+    /// The password version now in Attention, when this reconcile sent one.
+    pub password_version: Option<String>,
+}
+
+impl Found {
+    /// A user as found, with nothing changed by this reconcile.
+    pub fn new(user: RemoteUser, origin: Origin) -> Found {
+        Found {
+            user,
+            origin,
+            changed: Vec::new(),
+            password_version: None,
+        }
+    }
 }
 
 /// The remote step that failed, named in messages.
@@ -28,6 +58,8 @@ pub enum Outcome {
 pub enum Step {
     ListUsers,
     CreateUser,
+    UpdateUser,
+    DeleteUser,
 }
 
 /// When the next reconcile of the object should run, unless a change triggers it sooner.
@@ -46,55 +78,87 @@ impl Outcome {
     /// The `reason` of the `Ready` condition.
     pub fn reason(&self) -> &'static str {
         match self {
-            Outcome::Ready {
-                origin: Origin::Created,
-                ..
-            } => "Created",
-            Outcome::Ready {
-                origin: Origin::Adopted,
-                ..
-            } => "Adopted",
+            Outcome::Ready(found) => match found.origin {
+                Origin::Created => "Created",
+                Origin::Adopted => "Adopted",
+                Origin::Recreated => "Recreated",
+            },
+            Outcome::Drifted(..) => "Drifted",
+            Outcome::NotPresent => "NotPresent",
             Outcome::InvalidSpec(_) => "InvalidSpec",
             Outcome::SecretMissing(_) => "SecretMissing",
             Outcome::UserMissing { .. } => "UserMissing",
+            Outcome::AdoptionRefused { .. } => "AdoptionRefused",
+            Outcome::Conflict { .. } => "Conflict",
+            Outcome::Paused => "Paused",
             Outcome::ApiFailed { error, .. } => error.reason(),
         }
+    }
+
+    /// The `status` of the `Ready` condition: `Unknown` while paused.
+    pub fn ready_status(&self) -> &'static str {
+        match self {
+            Outcome::Ready(_) => "True",
+            Outcome::Paused => "Unknown",
+            _ => "False",
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Outcome::Ready(_))
     }
 
     /// The `message` of the `Ready` condition: what happened and, for failures, what to do.
     pub fn message(&self) -> String {
         match self {
-            Outcome::Ready {
-                origin: Origin::Created,
-                ..
-            } => "the user exists in Attention; the operator created it".to_owned(),
-            Outcome::Ready {
-                origin: Origin::Adopted,
-                ..
-            } => "the user exists in Attention; it already existed with this email and was adopted"
+            Outcome::Ready(found) => ready_message(found.origin),
+            Outcome::Drifted(_, drift) => {
+                let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
+                format!(
+                    "the user in Attention differs from the spec on {}; managementPolicy Observe \
+                     changes nothing: see status.drift",
+                    fields.join(", ")
+                )
+            }
+            Outcome::NotPresent => "no user with this email exists in Attention; \
+                managementPolicy Observe creates nothing"
                 .to_owned(),
             Outcome::InvalidSpec(problem) => format!("the spec is invalid: {problem}"),
             Outcome::SecretMissing(problem) => {
                 format!("cannot read the password: {problem}; retrying until it is there")
             }
             Outcome::UserMissing { uuid } => format!(
-                "the Attention user {uuid} no longer exists in the organisation; it is not \
-                 recreated automatically: delete and re-apply this resource to create it again"
+                "the Attention user {uuid} no longer exists in the organisation; \
+                 managementPolicy Observe does not recreate it"
             ),
+            Outcome::AdoptionRefused { uuid } => format!(
+                "a user with this email already exists in Attention ({uuid}); adoptionPolicy \
+                 Refuse leaves it alone: set adoptionPolicy Adopt to manage it"
+            ),
+            Outcome::Conflict { holder } => format!(
+                "the AttentionUser {holder} already manages this email; this resource makes no \
+                 call to Attention until that one is deleted"
+            ),
+            Outcome::Paused => {
+                format!("reconciliation is paused by the annotation {PAUSED_ANNOTATION}: \"true\"")
+            }
             Outcome::ApiFailed { step, error } => api_failure_message(*step, error),
         }
-    }
-
-    pub fn is_ready(&self) -> bool {
-        matches!(self, Outcome::Ready { .. })
     }
 
     /// When to look at the object again.
     pub fn next(&self) -> Next {
         match self {
-            Outcome::Ready { .. } | Outcome::UserMissing { .. } => Next::Resync,
+            Outcome::Ready(_)
+            | Outcome::Drifted(..)
+            | Outcome::NotPresent
+            | Outcome::UserMissing { .. }
+            | Outcome::AdoptionRefused { .. }
+            | Outcome::Paused => Next::Resync,
             Outcome::InvalidSpec(_) => Next::AwaitChange,
-            Outcome::SecretMissing(_) => Next::Backoff { at_least: None },
+            Outcome::SecretMissing(_) | Outcome::Conflict { .. } => {
+                Next::Backoff { at_least: None }
+            }
             Outcome::ApiFailed { error, .. } => match error {
                 ApiError::Rejected { .. } => Next::AwaitChange,
                 ApiError::RateLimited { retry_after } => Next::Backoff {
@@ -108,10 +172,21 @@ impl Outcome {
     }
 }
 
+fn ready_message(origin: Origin) -> String {
+    let how = match origin {
+        Origin::Created => "the operator created it",
+        Origin::Adopted => "it already existed with this email and was adopted",
+        Origin::Recreated => "it had disappeared from Attention and the operator created it again",
+    };
+    format!("the user exists in Attention as declared; {how}")
+}
+
 fn api_failure_message(step: Step, error: &ApiError) -> String {
     let doing = match step {
         Step::ListUsers => "failed to list the organisation's users",
         Step::CreateUser => "failed to create the user",
+        Step::UpdateUser => "failed to update the user",
+        Step::DeleteUser => "failed to delete the user",
     };
     let advice = match error {
         ApiError::Rejected { .. } => "; will not succeed until the spec changes",
@@ -137,18 +212,21 @@ mod tests {
     fn every_outcome_has_a_distinct_reason() {
         let user: RemoteUser =
             serde_json::from_value(serde_json::json!({"uuid": "u", "email": "a@b.co"})).unwrap();
+        let found = |origin| Box::new(Found::new(user.clone(), origin));
         let outcomes = [
-            Outcome::Ready {
-                user: Box::new(user.clone()),
-                origin: Origin::Created,
-            },
-            Outcome::Ready {
-                user: Box::new(user),
-                origin: Origin::Adopted,
-            },
+            Outcome::Ready(found(Origin::Created)),
+            Outcome::Ready(found(Origin::Adopted)),
+            Outcome::Ready(found(Origin::Recreated)),
+            Outcome::Drifted(found(Origin::Adopted), vec![]),
+            Outcome::NotPresent,
             Outcome::InvalidSpec("x".into()),
             Outcome::SecretMissing("x".into()),
             Outcome::UserMissing { uuid: "u".into() },
+            Outcome::AdoptionRefused { uuid: "u".into() },
+            Outcome::Conflict {
+                holder: "a/b".into(),
+            },
+            Outcome::Paused,
             failed(ApiError::Rejected {
                 status: 422,
                 excerpt: "x".into(),
@@ -161,6 +239,50 @@ mod tests {
         reasons.sort_unstable();
         reasons.dedup();
         assert_eq!(reasons.len(), outcomes.len());
+    }
+
+    #[test]
+    fn paused_is_neither_ready_nor_failed() {
+        assert_eq!(Outcome::Paused.ready_status(), "Unknown");
+        assert_eq!(
+            Outcome::Conflict {
+                holder: "a/b".into()
+            }
+            .ready_status(),
+            "False"
+        );
+        assert_eq!(Outcome::Paused.next(), Next::Resync);
+    }
+
+    #[test]
+    fn a_conflict_names_the_holder_and_is_retried() {
+        let conflict = Outcome::Conflict {
+            holder: "team-a/ada".into(),
+        };
+        assert!(
+            conflict
+                .message()
+                .starts_with("the AttentionUser team-a/ada already manages")
+        );
+        assert_eq!(conflict.next(), Next::Backoff { at_least: None });
+    }
+
+    #[test]
+    fn drift_lists_the_fields_that_differ() {
+        let user: RemoteUser =
+            serde_json::from_value(serde_json::json!({"uuid": "u", "email": "a@b.co"})).unwrap();
+        let drift = ["lastName", "teams"].map(|field| Drift {
+            field: field.into(),
+            desired: "d".into(),
+            actual: "a".into(),
+        });
+        let outcome = Outcome::Drifted(Box::new(Found::new(user, Origin::Adopted)), drift.to_vec());
+        assert!(
+            outcome
+                .message()
+                .contains("differs from the spec on lastName, teams")
+        );
+        assert_eq!(outcome.ready_status(), "False");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One reconcile of one AttentionUser: find or create the user, then report it.
+//! One reconcile of one AttentionUser: find, create or converge the user (or clean it up when
+//! the resource goes away), then report it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,31 +13,53 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::outcome::{Outcome, Step};
-use super::{Context, Error, request, secret, status, validate};
-use crate::attention::Password;
-use crate::crd::{AttentionUser, AttentionUserStatus, MANAGER, Origin, SecretKeyRef};
+use super::outcome::{Found, Outcome, Step};
+use super::{Context, Error, diff, finalize, request, secret, status, validate};
+use crate::attention::{Password, RemoteUser};
+use crate::crd::{
+    AttentionUser, AttentionUserStatus, MANAGER, ManagementPolicy, Origin, PAUSED_ANNOTATION,
+    SecretKeyRef,
+};
 
 /// Makes the organisation hold the user `user` declares and reports the outcome in status.
 #[tracing::instrument(skip_all, fields(namespace = user.namespace(), name = user.name_any()))]
 pub async fn reconcile(user: Arc<AttentionUser>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
+    if user.metadata.deletion_timestamp.is_some() {
+        return finalize::cleanup(&user, &ctx, is_paused(&user)).await;
+    }
+    finalize::keep_in_line(&user, &ctx).await?;
     let mut current = user.status.clone();
-    let outcome = observe(&user, &ctx, &mut current).await?;
-    let generation = user.metadata.generation;
-    let desired = status::build(current.as_ref(), generation, &outcome, Timestamp::now());
+    let outcome = if is_paused(&user) {
+        Outcome::Paused
+    } else {
+        observe(&user, &ctx, &mut current).await?
+    };
+    let desired = status::build(
+        current.as_ref(),
+        user.metadata.generation,
+        &outcome,
+        Timestamp::now(),
+    );
     if current.as_ref() != Some(&desired) {
         write_status(&user, &ctx, &desired).await?;
     }
     publish_event(&user, &ctx, &outcome).await;
-    tracing::debug!(reason = outcome.reason(), "Reconciled");
     ctx.metrics
         .reconciled(outcome.reason(), outcome.is_ready(), started.elapsed());
+    tracing::debug!(reason = outcome.reason(), "Reconciled");
     Ok(ctx.action(&ObjectRef::from_obj(&*user), outcome.next()))
 }
 
-/// Finds the user in Attention, creating it when it does not exist yet. `current` follows the
-/// status as written so far.
+/// Whether the paused annotation is set to `"true"`.
+pub fn is_paused(user: &AttentionUser) -> bool {
+    user.annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|value| value == "true")
+}
+
+/// Finds the user in Attention and brings it in line with the spec as the policies allow.
+/// `current` follows the status as written so far.
 async fn observe(
     user: &AttentionUser,
     ctx: &Context,
@@ -46,96 +69,181 @@ async fn observe(
     if !problems.is_empty() {
         return Ok(Outcome::InvalidSpec(problems.join("; ")));
     }
-    let recorded = current.as_ref().and_then(|status| status.uuid.clone());
-    match recorded {
-        Some(uuid) => Ok(check_recorded(uuid, current.as_ref(), ctx).await),
-        None => find_or_create(user, ctx, current).await,
+    if let Some(holder) = ctx.claims.holder_other_than(user) {
+        return Ok(Outcome::Conflict { holder });
     }
-}
-
-/// The user recorded in status, which is reported missing rather than created again.
-async fn check_recorded(
-    uuid: String,
-    current: Option<&AttentionUserStatus>,
-    ctx: &Context,
-) -> Outcome {
-    let origin = current
-        .and_then(|status| status.origin)
-        .unwrap_or(Origin::Adopted);
-    match ctx.directory.find_by_uuid(&uuid).await {
-        Ok(Some(remote)) => Outcome::Ready {
-            user: Box::new(remote),
-            origin,
+    let status = current.as_ref();
+    let recorded = status.and_then(|status| status.uuid.clone());
+    let pending = status.and_then(|status| status.create_pending) == Some(true);
+    if let (Some(uuid), false) = (&recorded, pending) {
+        match ctx.directory.find_by_uuid(uuid).await {
+            Ok(Some(remote)) => {
+                let origin = status.and_then(|s| s.origin).unwrap_or(Origin::Adopted);
+                return converge(user, ctx, current.as_ref(), remote, origin).await;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                return Ok(Outcome::ApiFailed {
+                    step: Step::ListUsers,
+                    error,
+                });
+            }
+        }
+    }
+    match ctx.directory.find_by_email(&user.spec.email).await {
+        Ok(Some(remote)) => match origin_of_found(user, recorded.is_some(), pending) {
+            Some(origin) => converge(user, ctx, current.as_ref(), remote, origin).await,
+            None => Ok(Outcome::AdoptionRefused { uuid: remote.uuid }),
         },
-        Ok(None) => Outcome::UserMissing { uuid },
-        Err(error) => Outcome::ApiFailed {
+        Ok(None) => create_missing(user, ctx, current, recorded).await,
+        Err(error) => Ok(Outcome::ApiFailed {
             step: Step::ListUsers,
             error,
-        },
+        }),
     }
 }
 
-/// Adopts the user with this email, or creates it when there is none.
-async fn find_or_create(
+/// How a user found by email came to be this resource's: its own create if one may have
+/// landed, else an adoption, if the adoption policy allows one.
+fn origin_of_found(user: &AttentionUser, recorded: bool, pending: bool) -> Option<Origin> {
+    match (pending, recorded) {
+        (true, true) => Some(Origin::Recreated),
+        (true, false) => Some(Origin::Created),
+        (false, _) if user.spec.adoption_policy == crate::crd::AdoptionPolicy::Refuse => None,
+        (false, _) => Some(Origin::Adopted),
+    }
+}
+
+/// Creates a user that does not exist, or reports it when the policy creates nothing.
+async fn create_missing(
     user: &AttentionUser,
     ctx: &Context,
     current: &mut Option<AttentionUserStatus>,
+    recorded: Option<String>,
 ) -> Result<Outcome, Error> {
-    match ctx.directory.find_by_email(&user.spec.email).await {
-        Ok(Some(remote)) => {
-            let origin = status::origin_of_found(current.as_ref());
-            return Ok(Outcome::Ready {
-                user: Box::new(remote),
-                origin,
-            });
+    match (user.spec.management_policy, recorded) {
+        (ManagementPolicy::Observe, Some(uuid)) => Ok(Outcome::UserMissing { uuid }),
+        (ManagementPolicy::Observe, None) => Ok(Outcome::NotPresent),
+        (ManagementPolicy::Manage, Some(uuid)) => {
+            tracing::warn!(%uuid, "The recorded user is gone from Attention; creating it again");
+            create(user, ctx, current, Origin::Recreated).await
         }
-        Ok(None) => {}
-        Err(error) => {
-            return Ok(Outcome::ApiFailed {
-                step: Step::ListUsers,
-                error,
-            });
-        }
+        (ManagementPolicy::Manage, None) => create(user, ctx, current, Origin::Created).await,
     }
-    let password = match &user.spec.password_secret_ref {
+}
+
+/// Creates the user, with its password when one is configured. A mark is written to status
+/// first so that a create interrupted by a restart is recognised afterwards.
+async fn create(
+    user: &AttentionUser,
+    ctx: &Context,
+    current: &mut Option<AttentionUserStatus>,
+    origin: Origin,
+) -> Result<Outcome, Error> {
+    let (password, version) = match &user.spec.password_secret_ref {
         Some(reference) => match read_password(user, ctx, reference).await? {
-            Ok(password) => Some(password),
+            Ok((password, version)) => (Some(password), Some(version)),
             Err(problem) => return Ok(Outcome::SecretMissing(problem)),
         },
-        None => None,
+        None => (None, None),
     };
     let creating = status::creating(current.as_ref(), user.metadata.generation, Timestamp::now());
     write_status(user, ctx, &creating).await?;
     *current = Some(creating);
-    Ok(create(&request::new_user(&user.spec, password), ctx).await)
-}
-
-async fn create(request: &crate::attention::NewUser, ctx: &Context) -> Outcome {
-    match ctx.api.create_user(request).await {
+    match ctx
+        .api
+        .create_user(&request::new_user(&user.spec, password))
+        .await
+    {
         Ok(remote) => {
             tracing::info!(uuid = %remote.uuid, "Created user in Attention");
             ctx.directory.record(remote.clone()).await;
-            Outcome::Ready {
-                user: Box::new(remote),
-                origin: Origin::Created,
-            }
+            let found = Found {
+                password_version: version,
+                ..Found::new(remote, origin)
+            };
+            Ok(Outcome::Ready(Box::new(found)))
         }
         Err(error) => {
             ctx.directory.invalidate().await;
-            Outcome::ApiFailed {
+            Ok(Outcome::ApiFailed {
                 step: Step::CreateUser,
                 error,
-            }
+            })
         }
     }
 }
 
-/// The password, or what is wrong with the Secret meant to hold it.
+/// Compares the user with the spec; corrects the differences (and a rotated password) when
+/// the resource manages it, reports them when it only observes.
+async fn converge(
+    user: &AttentionUser,
+    ctx: &Context,
+    current: Option<&AttentionUserStatus>,
+    remote: RemoteUser,
+    origin: Origin,
+) -> Result<Outcome, Error> {
+    let drift = diff::differences(&user.spec, &remote);
+    if user.spec.management_policy == ManagementPolicy::Observe {
+        let found = Box::new(Found::new(remote, origin));
+        return Ok(if drift.is_empty() {
+            Outcome::Ready(found)
+        } else {
+            Outcome::Drifted(found, drift)
+        });
+    }
+    let rotated = rotated_password(user, ctx, current).await?;
+    let (password, version) = rotated.map_or((None, None), |(p, v)| (Some(p), Some(v)));
+    let Some(update) = diff::update(&user.spec, &remote, &drift, password) else {
+        return Ok(Outcome::Ready(Box::new(Found::new(remote, origin))));
+    };
+    match ctx.api.update_user(&remote.uuid, &update).await {
+        Ok(updated) => {
+            let mut changed: Vec<String> = drift.into_iter().map(|d| d.field).collect();
+            changed.extend(version.is_some().then(|| "password".to_owned()));
+            tracing::info!(uuid = %updated.uuid, changed = ?changed, "Updated user in Attention");
+            ctx.directory.record(updated.clone()).await;
+            let found = Found {
+                changed,
+                password_version: version,
+                ..Found::new(updated, origin)
+            };
+            Ok(Outcome::Ready(Box::new(found)))
+        }
+        Err(error) => Ok(Outcome::ApiFailed {
+            step: Step::UpdateUser,
+            error,
+        }),
+    }
+}
+
+/// The password and its version when the Secret holds a version not yet sent. A Secret that
+/// is gone or unusable after the user exists changes nothing.
+async fn rotated_password(
+    user: &AttentionUser,
+    ctx: &Context,
+    current: Option<&AttentionUserStatus>,
+) -> Result<Option<(Password, String)>, Error> {
+    let Some(reference) = &user.spec.password_secret_ref else {
+        return Ok(None);
+    };
+    let sent = current.and_then(|status| status.password_version.as_deref());
+    match read_password(user, ctx, reference).await? {
+        Ok((_, version)) if Some(version.as_str()) == sent => Ok(None),
+        Ok(rotated) => Ok(Some(rotated)),
+        Err(problem) => {
+            tracing::debug!(%problem, "Password Secret unusable; the existing user keeps its password");
+            Ok(None)
+        }
+    }
+}
+
+/// The password and the version of the Secret holding it, or what is wrong with the Secret.
 async fn read_password(
     user: &AttentionUser,
     ctx: &Context,
     reference: &SecretKeyRef,
-) -> Result<Result<Password, String>, Error> {
+) -> Result<Result<(Password, String), String>, Error> {
     let namespace = user.namespace().ok_or(Error::NoNamespace)?;
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
     let found = secrets
@@ -145,11 +253,19 @@ async fn read_password(
             name: reference.name.clone(),
             source,
         })?;
-    Ok(secret::password(found.as_ref(), reference))
+    let version = format!(
+        "{}/{}",
+        reference.name,
+        found
+            .as_ref()
+            .and_then(|s| s.resource_version())
+            .unwrap_or_default()
+    );
+    Ok(secret::password(found.as_ref(), reference).map(|password| (password, version)))
 }
 
 /// Writes `status` through the status subresource with server-side apply.
-async fn write_status(
+pub(super) async fn write_status(
     user: &AttentionUser,
     ctx: &Context,
     status: &AttentionUserStatus,
@@ -169,31 +285,64 @@ async fn write_status(
     Ok(())
 }
 
-/// Records an Event when the `Ready` reason changes, so retries repeat none.
-async fn publish_event(user: &AttentionUser, ctx: &Context, outcome: &Outcome) {
+/// Records an Event when the `Ready` reason changes, so retries repeat none, and one for
+/// every update sent to Attention.
+pub(super) async fn publish_event(user: &AttentionUser, ctx: &Context, outcome: &Outcome) {
+    if let Outcome::Ready(found) = outcome
+        && !found.changed.is_empty()
+    {
+        let note = format!("updated {} in Attention", found.changed.join(", "));
+        announce(user, ctx, EventType::Normal, "Updated", "Update", &note).await;
+    }
     let previous = user.status.as_ref().and_then(AttentionUserStatus::ready);
     if previous.is_some_and(|ready| ready.reason == outcome.reason()) {
         return;
     }
     let (type_, action) = match outcome {
-        Outcome::Ready {
-            origin: Origin::Created,
-            ..
-        } => (EventType::Normal, "Create"),
-        Outcome::Ready {
-            origin: Origin::Adopted,
-            ..
-        } => (EventType::Normal, "Adopt"),
+        Outcome::Ready(found) if found.origin == Origin::Adopted => (EventType::Normal, "Adopt"),
+        Outcome::Ready(found) if found.origin == Origin::Recreated => {
+            (EventType::Warning, "Create")
+        }
+        Outcome::Ready(_) => (EventType::Normal, "Create"),
+        Outcome::Paused => (EventType::Normal, "Pause"),
         Outcome::ApiFailed {
             step: Step::CreateUser,
             ..
         } => (EventType::Warning, "Create"),
+        Outcome::ApiFailed {
+            step: Step::UpdateUser,
+            ..
+        } => (EventType::Warning, "Update"),
+        Outcome::ApiFailed {
+            step: Step::DeleteUser,
+            ..
+        } => (EventType::Warning, "Delete"),
         _ => (EventType::Warning, "Reconcile"),
     };
+    announce(
+        user,
+        ctx,
+        type_,
+        outcome.reason(),
+        action,
+        &outcome.message(),
+    )
+    .await;
+}
+
+/// Publishes one Event about `user`; a failure to publish is logged, never fatal.
+pub(super) async fn announce(
+    user: &AttentionUser,
+    ctx: &Context,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
     let event = Event {
         type_,
-        reason: outcome.reason().to_owned(),
-        note: Some(outcome.message()),
+        reason: reason.to_owned(),
+        note: Some(note.to_owned()),
         action: action.to_owned(),
         secondary: None,
     };

@@ -48,6 +48,9 @@ mod tests {
             ],
             seat_type: SeatType::Listener,
             password_secret_ref: None,
+            management_policy: Default::default(),
+            adoption_policy: Default::default(),
+            deletion_policy: None,
         };
         let body = serde_json::to_value(new_user(&spec, Some(Password::new("pw")))).unwrap();
         assert_eq!(

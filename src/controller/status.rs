@@ -3,8 +3,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::outcome::{Outcome, Step};
-use crate::crd::{AttentionUserStatus, Origin, READY};
+use super::outcome::{Found, Outcome, Step};
+use crate::crd::{AttentionUserStatus, Drift, READY};
 
 /// Reason of the `Ready` condition while a create is under way.
 pub const CREATING: &str = "Creating";
@@ -19,7 +19,8 @@ pub fn build(
 ) -> AttentionUserStatus {
     let mut status = previous.cloned().unwrap_or_default();
     match outcome {
-        Outcome::Ready { .. } => status.create_pending = None,
+        Outcome::Ready(found) => record_found(&mut status, found, Vec::new()),
+        Outcome::Drifted(found, drift) => record_found(&mut status, found, drift.clone()),
         Outcome::ApiFailed {
             step: Step::CreateUser,
             error,
@@ -28,24 +29,31 @@ pub fn build(
         }
         _ => {}
     }
-    if let Outcome::Ready { user, origin, .. } = outcome {
-        status.uuid = Some(user.uuid.clone());
-        status.origin = Some(*origin);
-        status.bot_name = user.bot_name.clone();
-        status.primary_team_uuid = user.primary_team_uuid.clone();
-        status.transcript_lang = user.transcript_lang.clone();
-        status.settings = user.settings.clone();
-    }
-    let ready = if outcome.is_ready() { "True" } else { "False" };
     set_ready(
         &mut status,
         generation,
-        ready,
+        outcome.ready_status(),
         outcome.reason(),
         outcome.message(),
         now,
     );
     status
+}
+
+/// What Attention reports of the user, and what this reconcile found or did to it.
+fn record_found(status: &mut AttentionUserStatus, found: &Found, drift: Vec<Drift>) {
+    let user = &found.user;
+    status.uuid = Some(user.uuid.clone());
+    status.origin = Some(found.origin);
+    status.create_pending = None;
+    status.bot_name = user.bot_name.clone();
+    status.primary_team_uuid = user.primary_team_uuid.clone();
+    status.transcript_lang = user.transcript_lang.clone();
+    status.settings = user.settings.clone();
+    status.drift = drift;
+    if found.password_version.is_some() {
+        status.password_version = found.password_version.clone();
+    }
 }
 
 /// The status written just before a create is sent, so that a create interrupted by a restart
@@ -60,16 +68,6 @@ pub fn creating(
     let message = "creating the user in Attention".to_owned();
     set_ready(&mut status, generation, "False", CREATING, message, now);
     status
-}
-
-/// How a user found by email came to exist: created by the operator if one of its creates may
-/// have reached Attention, adopted otherwise.
-pub fn origin_of_found(status: Option<&AttentionUserStatus>) -> Origin {
-    if status.and_then(|status| status.create_pending) == Some(true) {
-        Origin::Created
-    } else {
-        Origin::Adopted
-    }
 }
 
 fn set_ready(
@@ -102,6 +100,7 @@ fn set_ready(
 mod tests {
     use super::*;
     use crate::attention::{ApiError, RemoteUser};
+    use crate::crd::Origin;
     use serde_json::json;
 
     fn remote() -> RemoteUser {
@@ -117,10 +116,7 @@ mod tests {
     }
 
     fn ready(origin: Origin) -> Outcome {
-        Outcome::Ready {
-            user: Box::new(remote()),
-            origin,
-        }
+        Outcome::Ready(Box::new(Found::new(remote(), origin)))
     }
 
     fn at(seconds: i64) -> Timestamp {
@@ -201,6 +197,52 @@ mod tests {
         assert_eq!(status.conditions.len(), 1);
     }
 
+    #[test]
+    fn drift_is_reported_then_cleared_when_the_user_matches() {
+        let drift = vec![Drift {
+            field: "lastName".into(),
+            desired: "L".into(),
+            actual: "K".into(),
+        }];
+        let found = Box::new(Found::new(remote(), Origin::Adopted));
+        let drifted = build(
+            None,
+            Some(1),
+            &Outcome::Drifted(found, drift.clone()),
+            at(0),
+        );
+        assert_eq!(drifted.drift, drift);
+        assert_eq!(
+            drifted.uuid.as_deref(),
+            Some("5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b")
+        );
+        assert_eq!(drifted.ready().unwrap().status, "False");
+        let matching = build(Some(&drifted), Some(1), &ready(Origin::Adopted), at(1));
+        assert!(matching.drift.is_empty());
+    }
+
+    #[test]
+    fn the_password_version_is_kept_until_a_new_one_is_sent() {
+        let mut found = Found::new(remote(), Origin::Created);
+        found.password_version = Some("ada-password/41".into());
+        let sent = build(None, Some(1), &Outcome::Ready(Box::new(found)), at(0));
+        assert_eq!(sent.password_version.as_deref(), Some("ada-password/41"));
+        let later = build(Some(&sent), Some(1), &ready(Origin::Created), at(1));
+        assert_eq!(later.password_version.as_deref(), Some("ada-password/41"));
+    }
+
+    #[test]
+    fn paused_leaves_everything_but_the_condition() {
+        let healthy = build(None, Some(1), &ready(Origin::Created), at(0));
+        let paused = build(Some(&healthy), Some(2), &Outcome::Paused, at(1));
+        assert_eq!(paused.uuid, healthy.uuid);
+        let condition = paused.ready().unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("Unknown", "Paused")
+        );
+    }
+
     fn create_failed(error: ApiError) -> Outcome {
         Outcome::ApiFailed {
             step: Step::CreateUser,
@@ -212,18 +254,16 @@ mod tests {
     fn a_create_that_may_have_landed_is_remembered_until_the_user_is_found() {
         let sent = creating(None, Some(1), at(0));
         assert_eq!(sent.ready().unwrap().reason, CREATING);
-        assert_eq!(origin_of_found(Some(&sent)), Origin::Created);
+        assert_eq!(sent.create_pending, Some(true));
 
         let lost = create_failed(ApiError::Unavailable {
             detail: "status 502: x".into(),
         });
         let after_502 = build(Some(&sent), Some(1), &lost, at(1));
         assert_eq!(after_502.create_pending, Some(true));
-        assert_eq!(origin_of_found(Some(&after_502)), Origin::Created);
 
         let found = build(Some(&after_502), Some(1), &ready(Origin::Created), at(2));
         assert_eq!(found.create_pending, None);
-        assert_eq!(origin_of_found(None), Origin::Adopted);
     }
 
     #[test]
@@ -235,6 +275,5 @@ mod tests {
         });
         let status = build(Some(&sent), Some(1), &refused, at(1));
         assert_eq!(status.create_pending, None);
-        assert_eq!(origin_of_found(Some(&status)), Origin::Adopted);
     }
 }

@@ -89,6 +89,9 @@ mod tests {
             }],
             seat_type: SeatType::Recording,
             password_secret_ref: None,
+            management_policy: Default::default(),
+            adoption_policy: Default::default(),
+            deletion_policy: None,
         }
     }
 

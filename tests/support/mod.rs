@@ -2,6 +2,8 @@
 //! calls the reconcile makes, and a log capture for secret checks.
 #![allow(dead_code)]
 
+pub mod harness;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +40,9 @@ impl UserBuilder {
             }],
             seat_type: SeatType::Recording,
             password_secret_ref: None,
+            management_policy: Default::default(),
+            adoption_policy: Default::default(),
+            deletion_policy: None,
         };
         let mut user = AttentionUser::new(name, spec);
         user.metadata.namespace = Some(NAMESPACE.to_owned());
@@ -72,6 +77,11 @@ impl UserBuilder {
         self
     }
 
+    pub fn with(mut self, change: impl FnOnce(&mut AttentionUser)) -> UserBuilder {
+        change(&mut self.0);
+        self
+    }
+
     pub fn status(mut self, status: AttentionUserStatus) -> UserBuilder {
         self.0.status = Some(status);
         self
@@ -82,12 +92,13 @@ impl UserBuilder {
     }
 }
 
-/// A sandbox user with this email, in TEAM_A.
+/// A sandbox user with this email, matching what UserBuilder declares (Ada Lovelace, ROLE,
+/// TEAM_A primary, a recording seat).
 pub fn seed(email: &str) -> SeedUser {
     SeedUser {
         email: email.to_owned(),
-        first_name: "Seeded".to_owned(),
-        last_name: "User".to_owned(),
+        first_name: "Ada".to_owned(),
+        last_name: "Lovelace".to_owned(),
         role_uuid: ROLE.to_owned(),
         teams: vec![SeedTeam {
             uuid: TEAM_A.to_owned(),
@@ -137,6 +148,7 @@ struct KubeState {
     calls: Vec<KubeCall>,
     users: HashMap<String, AttentionUser>,
     secrets: HashMap<String, Secret>,
+    versions: u64,
 }
 
 /// A fake Kubernetes API server for the calls a reconcile makes: reading Secrets, applying
@@ -178,9 +190,35 @@ impl FakeKube {
         self.state.lock().unwrap().users.insert(name, user.clone());
     }
 
-    pub fn add_secret(&self, secret: Secret) {
+    /// Stores (or replaces, as a rotation would) a Secret, with a new resourceVersion.
+    pub fn add_secret(&self, mut secret: Secret) {
         let name = secret.metadata.name.clone().unwrap();
-        self.state.lock().unwrap().secrets.insert(name, secret);
+        let mut state = self.state.lock().unwrap();
+        state.versions += 1;
+        secret.metadata.resource_version = Some(format!("{}", 100 + state.versions));
+        state.secrets.insert(name, secret);
+    }
+
+    /// Whether the object is still stored (a deleted one goes with its last finalizer).
+    pub fn exists(&self, name: &str) -> bool {
+        self.state.lock().unwrap().users.contains_key(name)
+    }
+
+    /// Marks the stored object as being deleted, as `kubectl delete` does to one with
+    /// finalizers.
+    pub fn mark_deleted(&self, name: &str) {
+        let mut state = self.state.lock().unwrap();
+        let user = state.users.get_mut(name).unwrap();
+        user.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-12-03T12:00:00Z")).unwrap());
+    }
+
+    /// Changes the stored object as a person editing it would, bumping its generation.
+    pub fn edit(&self, name: &str, change: impl FnOnce(&mut AttentionUser)) {
+        let mut state = self.state.lock().unwrap();
+        let user = state.users.get_mut(name).unwrap();
+        change(user);
+        user.metadata.generation = Some(user.metadata.generation.unwrap_or(1) + 1);
     }
 
     /// The user as stored, with every status written so far.
@@ -240,11 +278,55 @@ fn answer(state: &mut KubeState, call: KubeCall) -> Response<Body> {
             }
             None => not_found(&format!("attentionusers \"{name}\" not found")),
         },
+        (
+            "PATCH",
+            [
+                "apis",
+                "attention.tech",
+                "v1alpha1",
+                "namespaces",
+                _,
+                "attentionusers",
+                name,
+            ],
+        ) => patch_metadata(state, name, &call.body),
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", _, "events"]) => {
             respond(StatusCode::CREATED, &call.body)
         }
         _ => not_found("no such path in the fake API server"),
     }
+}
+
+/// A merge patch of `metadata.finalizers` (all the operator patches outside status), with the
+/// API server's optimistic lock on `resourceVersion`. An object being deleted goes away with
+/// its last finalizer.
+fn patch_metadata(state: &mut KubeState, name: &str, patch: &Value) -> Response<Body> {
+    let Some(user) = state.users.get_mut(name) else {
+        return not_found(&format!("attentionusers \"{name}\" not found"));
+    };
+    let expected = patch["metadata"]["resourceVersion"].as_str();
+    if expected.is_some() && expected != user.metadata.resource_version.as_deref() {
+        return respond(
+            StatusCode::CONFLICT,
+            &json!({"kind": "Status", "code": 409}),
+        );
+    }
+    let finalizers: Vec<String> =
+        serde_json::from_value(patch["metadata"]["finalizers"].clone()).unwrap();
+    user.metadata.finalizers = Some(finalizers.clone()).filter(|f| !f.is_empty());
+    let version: u64 = user
+        .metadata
+        .resource_version
+        .as_deref()
+        .unwrap_or("1")
+        .parse()
+        .unwrap();
+    user.metadata.resource_version = Some((version + 1).to_string());
+    let answer = serde_json::to_value(&*user).unwrap();
+    if finalizers.is_empty() && user.metadata.deletion_timestamp.is_some() {
+        state.users.remove(name);
+    }
+    respond(StatusCode::OK, &answer)
 }
 
 fn respond(status: StatusCode, body: &Value) -> Response<Body> {

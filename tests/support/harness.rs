@@ -1,0 +1,167 @@
+//! The reconcile harness: the real reconcile wired to a fake Kubernetes API server and an
+//! in-process sandbox, with helpers to read what each side received.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
+use attention_operator::controller::{Context, Settings, reconcile};
+use attention_operator::crd::AttentionUser;
+use attention_operator::metrics::Metrics;
+use attention_operator::sandbox::{AuthMode, Faults, RecordedRequest, Sandbox, SandboxConfig};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector;
+use kube::runtime::watcher::Event;
+
+use super::{API_KEY, FakeKube};
+
+pub const RESYNC: Duration = Duration::from_secs(600);
+pub const AWAIT_CHANGE: Duration = Duration::from_secs(1800);
+
+pub struct Harness {
+    pub sandbox: Sandbox,
+    pub kube: FakeKube,
+    pub ctx: Arc<Context>,
+    settings: Settings,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::with(Faults::default(), API_KEY).await
+    }
+
+    pub async fn with(faults: Faults, key: &str) -> Harness {
+        Harness::with_settings(faults, key, settings()).await
+    }
+
+    /// A harness whose operator runs with `settings` and sends `key` to the sandbox.
+    pub async fn with_settings(faults: Faults, key: &str, settings: Settings) -> Harness {
+        let config = SandboxConfig {
+            api_key: API_KEY.to_owned(),
+            auth: AuthMode::Bearer,
+            faults,
+        };
+        let sandbox = Sandbox::start_local(config).await.unwrap();
+        let kube = FakeKube::default();
+        let ctx = context(&kube, &sandbox, key, settings.clone());
+        Harness {
+            sandbox,
+            kube,
+            ctx,
+            settings,
+        }
+    }
+
+    /// A new operator process: a fresh context (empty caches) against the same two servers.
+    pub fn restart(&mut self) {
+        self.ctx = context(&self.kube, &self.sandbox, API_KEY, self.settings.clone());
+    }
+
+    /// Lets the operator see these resources when it checks who holds an email, as the
+    /// controller's watch would; returns the writer to change what it sees later.
+    pub fn watch(&self, users: &[AttentionUser]) -> reflector::store::Writer<AttentionUser> {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for user in users {
+            writer.apply_watcher_event(&Event::InitApply(user.clone()));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        self.ctx.claims.watch(store);
+        writer
+    }
+
+    /// Stores `user` in the fake API server and reconciles it once.
+    pub async fn apply(&self, user: AttentionUser) -> Action {
+        self.kube.add_user(&user);
+        self.reconcile(user.metadata.name.as_deref().unwrap()).await
+    }
+
+    /// Reconciles the stored object, as the controller would after a watch event.
+    pub async fn reconcile(&self, name: &str) -> Action {
+        reconcile(Arc::new(self.kube.user(name)), self.ctx.clone())
+            .await
+            .unwrap()
+    }
+
+    /// (status, reason) of the stored object's Ready condition.
+    pub fn ready(&self, name: &str) -> (String, String) {
+        let user = self.kube.user(name);
+        let ready = user
+            .status
+            .as_ref()
+            .and_then(|s| s.ready())
+            .cloned()
+            .unwrap();
+        (ready.status, ready.reason)
+    }
+
+    pub fn message(&self, name: &str) -> String {
+        let user = self.kube.user(name);
+        user.status.unwrap().ready().unwrap().message.clone()
+    }
+
+    /// "METHOD path" of every request the sandbox received.
+    pub fn api_calls(&self) -> Vec<String> {
+        self.sandbox
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    pub fn creates(&self) -> Vec<RecordedRequest> {
+        self.sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect()
+    }
+}
+
+/// The settings tests run the operator with: fixed resync and retry periods to compare with.
+pub fn settings() -> Settings {
+    Settings {
+        resync_interval: RESYNC,
+        await_change_retry: AWAIT_CHANGE,
+        backoff_first: Duration::from_secs(1),
+        backoff_cap: Duration::from_secs(300),
+        ..Settings::default()
+    }
+}
+
+fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str, settings: Settings) -> Arc<Context> {
+    let metrics = Arc::new(Metrics::new());
+    let client = ClientSettings {
+        base_url: sandbox.base_url().parse().unwrap(),
+        api_key: key.to_owned(),
+        auth_scheme: AuthScheme::Bearer,
+        timeout: Duration::from_millis(500),
+        requests_per_second: 1000.try_into().unwrap(),
+        max_in_flight: 16,
+    };
+    let api = Arc::new(
+        HttpClient::new(client)
+            .unwrap()
+            .with_metrics(metrics.clone()),
+    );
+    Arc::new(Context::new(kube.client(), api, settings, metrics))
+}
+
+/// The requeue delay of an action. kube's Action has no getter, so this reads its Debug form,
+/// `Action { requeue_after: Some(1.234s) }`.
+pub fn requeue_after(action: &Action) -> Duration {
+    let text = format!("{action:?}");
+    let inner = text
+        .split("Some(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap();
+    match inner.strip_suffix("ms") {
+        Some(millis) => Duration::from_secs_f64(millis.parse::<f64>().unwrap() / 1000.0),
+        None => Duration::from_secs_f64(inner.trim_end_matches('s').parse().unwrap()),
+    }
+}
+
+pub fn ready(status: &str, reason: &str) -> (String, String) {
+    (status.to_owned(), reason.to_owned())
+}
