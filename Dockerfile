@@ -3,9 +3,10 @@
 #   docker build -t attention-operator .
 
 # Build: Alpine's Rust targets musl and links statically, so the binary needs no libc at run
-# time. musl-dev provides the C runtime that ring's C and assembly parts link against.
+# time. gcc and musl-dev compile and link ring's C and assembly parts (the image may already
+# ship gcc; naming it keeps the build independent of that).
 FROM rust:1-alpine AS build
-RUN apk add --no-cache musl-dev
+RUN apk add --no-cache gcc musl-dev
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
