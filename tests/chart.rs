@@ -1204,7 +1204,12 @@ fn health_of_every_outcome_the_operator_reports() {
         (Outcome::Drifted(found(Origin::Adopted), vec![]), "Degraded"),
         (Outcome::NotPresent, "Degraded"),
         (Outcome::AdoptionRefused { uuid: "u".into() }, "Degraded"),
-        (Outcome::Conflict { holder: "a/b".into() }, "Degraded"),
+        (
+            Outcome::Conflict {
+                holder: "a/b".into(),
+            },
+            "Degraded",
+        ),
         (Outcome::Paused, "Suspended"),
         (Outcome::InvalidSpec("bad".into()), "Degraded"),
         (Outcome::SecretMissing("gone".into()), "Progressing"),
@@ -1233,7 +1238,12 @@ fn health_of_every_outcome_the_operator_reports() {
         ),
     ];
     for (outcome, expected) in cases {
-        let status = ready(7, outcome.ready_status(), outcome.reason(), &outcome.message());
+        let status = ready(
+            7,
+            outcome.ready_status(),
+            outcome.reason(),
+            &outcome.message(),
+        );
         let (health, message) = health(&user(7, Some(status)));
         assert_eq!(health, expected, "{}", outcome.reason());
         assert_eq!(message, outcome.message());

@@ -12,8 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
+use attention_operator::controller::MAX_DELETE_ATTEMPTS;
 use attention_operator::controller::{self, Context, Settings};
-use attention_operator::crd::{AttentionUser, MANAGER, Origin, crd_yaml};
+use attention_operator::crd::{
+    AttentionUser, DeletionPolicy, FINALIZER, MANAGER, ManagementPolicy, Origin, PAUSED_ANNOTATION,
+    crd_yaml,
+};
 use attention_operator::metrics::Metrics;
 use attention_operator::sandbox::{AuthMode, Faults, Sandbox, SandboxConfig};
 use attention_operator::server::Health;
@@ -33,6 +37,7 @@ struct Cluster {
     client: Client,
     namespace: String,
     sandbox: Sandbox,
+    settings: Settings,
     controller: Option<JoinHandle<()>>,
 }
 
@@ -59,16 +64,32 @@ impl Cluster {
             faults,
         };
         let sandbox = Sandbox::start_local(config).await.unwrap();
+        let settings = Settings {
+            resync_interval: Duration::from_secs(30),
+            backoff_first: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(4),
+            namespaces: vec![namespace.clone()],
+            ..Settings::default()
+        };
         Cluster {
             client,
             namespace,
             sandbox,
+            settings,
             controller: None,
         }
     }
 
     async fn start(faults: Faults) -> Cluster {
         let mut cluster = Cluster::prepare(faults).await;
+        cluster.start_controller();
+        cluster
+    }
+
+    /// Like `start`, with the operator's settings changed by `tune`.
+    async fn start_tuned(faults: Faults, tune: impl FnOnce(&mut Settings)) -> Cluster {
+        let mut cluster = Cluster::prepare(faults).await;
+        tune(&mut cluster.settings);
         cluster.start_controller();
         cluster
     }
@@ -84,13 +105,7 @@ impl Cluster {
             max_in_flight: 8,
         };
         let api = Arc::new(HttpClient::new(settings).unwrap());
-        let settings = Settings {
-            resync_interval: Duration::from_secs(30),
-            backoff_first: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(4),
-            namespaces: vec![self.namespace.clone()],
-            ..Settings::default()
-        };
+        let settings = self.settings.clone();
         let metrics = Arc::new(Metrics::new());
         let ctx = Arc::new(Context::new(self.client.clone(), api, settings, metrics));
         self.controller = Some(tokio::spawn(controller::run(ctx, Health::default())));
@@ -150,11 +165,41 @@ impl Cluster {
     }
 
     fn creates(&self) -> usize {
+        self.requests("POST")
+    }
+
+    fn requests(&self, method: &str) -> usize {
         self.sandbox
             .requests()
             .iter()
-            .filter(|r| r.method == "POST")
+            .filter(|r| r.method == method)
             .count()
+    }
+
+    /// The sandbox's user with this email, as a list shows it.
+    fn remote(&self, email: &str) -> Option<serde_json::Value> {
+        self.sandbox
+            .users()
+            .into_iter()
+            .find(|user| user["email"] == email)
+    }
+
+    /// Applies a JSON merge patch to the resource, as `kubectl patch --type merge` does.
+    async fn patch(&self, name: &str, patch: serde_json::Value) {
+        let params = PatchParams::default();
+        self.users()
+            .patch(name, &params, &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// Waits until `name` no longer exists.
+    async fn wait_gone(&self, name: &str) {
+        let users = self.users();
+        let gone =
+            eventually(|| async { users.get_opt(name).await.unwrap().is_none().then_some(()) });
+        gone.await
+            .unwrap_or_else(|| panic!("{name} was never released"));
     }
 
     /// Stops the controller and deletes the namespace; called at the end of a passing test.
@@ -448,5 +493,309 @@ async fn a_healthy_user_costs_no_further_calls_until_the_resync() {
     let after = cluster.users().get("ada").await.unwrap();
     assert_eq!(after.resource_version(), version, "nothing was written");
     assert_eq!(after.status, ready.status);
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn a_spec_edit_is_applied_with_one_patch() {
+    let cluster = Cluster::start(Faults::default()).await;
+    cluster
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await
+        .unwrap();
+    cluster.wait_for_reason("ada", "Created").await;
+
+    cluster
+        .patch(
+            "ada",
+            json!({"spec": {"lastName": "Byron", "seatType": "listener"}}),
+        )
+        .await;
+
+    let changed = eventually(|| async {
+        let user = cluster.remote("ada@example.com")?;
+        (user["lastName"] == "Byron" && user["settings"]["seat_type"] == "listener").then_some(())
+    });
+    changed.await.expect("the edit reaches Attention");
+    let reported = eventually(|| async {
+        let status = cluster.users().get("ada").await.ok()?.status?;
+        let ready = status.ready()?.status == "True";
+        (ready && status.observed_generation == Some(2)).then_some(())
+    });
+    reported.await.expect("Ready on the new generation");
+    assert_eq!(cluster.requests("PATCH"), 1);
+    let updated = eventually(|| async {
+        let events = cluster.events("ada").await;
+        events
+            .iter()
+            .any(|(reason, _)| reason == "Updated")
+            .then_some(())
+    });
+    updated.await.expect("an Updated Event");
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn a_change_made_in_the_app_is_corrected_at_the_next_resync() {
+    let cluster = Cluster::start_tuned(Faults::default(), |settings| {
+        settings.resync_interval = Duration::from_secs(3);
+        settings.directory_max_age = Duration::ZERO;
+    })
+    .await;
+    cluster
+        .apply(UserBuilder::new("ada", "ada@example.com").build())
+        .await
+        .unwrap();
+    let uuid = cluster
+        .wait_for_reason("ada", "Created")
+        .await
+        .status
+        .unwrap()
+        .uuid
+        .unwrap();
+
+    let edit = json!({"lastName": "Changed", "seat_type": "recording"});
+    assert!(cluster.sandbox.update_user(&uuid, edit));
+
+    let corrected = eventually(|| async {
+        (cluster.remote("ada@example.com")?["lastName"] == "Lovelace").then_some(())
+    });
+    corrected
+        .await
+        .expect("the operator puts the last name back");
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn observe_reports_drift_and_changes_nothing() {
+    let cluster = Cluster::start(Faults::default()).await;
+    let mut existing = seed("ada@example.com");
+    existing.last_name = "Byron".to_owned();
+    cluster.sandbox.insert_user(existing);
+    let observe = |u: &mut AttentionUser| u.spec.management_policy = ManagementPolicy::Observe;
+    let user = UserBuilder::new("ada", "ada@example.com")
+        .with(observe)
+        .build();
+    cluster.apply(user).await.unwrap();
+
+    let drifted = cluster.wait_for_reason("ada", "Drifted").await;
+
+    let drift = drifted.status.unwrap().drift;
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        (drift[0].field.as_str(), drift[0].desired.as_str()),
+        ("lastName", "Lovelace")
+    );
+    assert_eq!(drift[0].actual, "Byron");
+    assert_eq!(cluster.requests("POST") + cluster.requests("PATCH"), 0);
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn a_rotated_password_secret_is_sent_at_once() {
+    let cluster = Cluster::start(Faults::default()).await;
+    cluster
+        .add_secret("ada-password", "password", PASSWORD)
+        .await;
+    let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
+    cluster.apply(user.build()).await.unwrap();
+    let created = cluster.wait_for_reason("ada", "Created").await;
+    let first_version = created.status.unwrap().password_version.unwrap();
+
+    let rotated = "N3w-Pa55phrase-r0tated";
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let patch = json!({"stringData": {"password": rotated}});
+    let params = PatchParams::default();
+    secrets
+        .patch("ada-password", &params, &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    let applied = eventually(|| async {
+        cluster
+            .sandbox
+            .password_matches("ada@example.com", rotated)
+            .then_some(())
+    });
+    applied
+        .await
+        .expect("the rotated password reaches Attention without a resync");
+    let status = eventually(|| async {
+        let status = cluster.users().get("ada").await.ok()?.status?;
+        (status.password_version.as_ref()? != &first_version).then_some(status)
+    })
+    .await
+    .unwrap();
+    let written = serde_json::to_string(&status).unwrap();
+    assert!(!written.contains(rotated) && !written.contains(PASSWORD));
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn deleting_follows_each_resources_deletion_policy() {
+    let cluster = Cluster::start(Faults::default()).await;
+    let delete = |u: &mut AttentionUser| u.spec.deletion_policy = Some(DeletionPolicy::Delete);
+    cluster
+        .apply(
+            UserBuilder::new("ada", "ada@example.com")
+                .with(delete)
+                .build(),
+        )
+        .await
+        .unwrap();
+    cluster
+        .apply(UserBuilder::new("bob", "bob@example.com").build())
+        .await
+        .unwrap();
+    let ada = cluster.wait_for_reason("ada", "Created").await;
+    let bob = cluster.wait_for_reason("bob", "Created").await;
+    let finalizers = eventually(|| async {
+        let ada = cluster.users().get("ada").await.ok()?;
+        (!ada.finalizers().is_empty()).then(|| ada.finalizers().to_vec())
+    });
+    assert_eq!(finalizers.await.unwrap(), [FINALIZER]);
+    assert!(bob.finalizers().is_empty(), "Retain needs no finalizer");
+    assert_eq!(ada.status.unwrap().origin, Some(Origin::Created));
+
+    for name in ["ada", "bob"] {
+        cluster
+            .users()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    cluster.wait_gone("ada").await;
+    cluster.wait_gone("bob").await;
+
+    assert!(
+        cluster.remote("ada@example.com").is_none(),
+        "Delete removed the user"
+    );
+    assert!(
+        cluster.remote("bob@example.com").is_some(),
+        "Retain kept the user"
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn a_delete_attention_refuses_lets_the_resource_go_after_bounded_attempts() {
+    let faults = Faults {
+        delete_unsupported: true,
+        ..Faults::default()
+    };
+    let cluster = Cluster::start(faults).await;
+    let delete = |u: &mut AttentionUser| u.spec.deletion_policy = Some(DeletionPolicy::Delete);
+    cluster
+        .apply(
+            UserBuilder::new("ada", "ada@example.com")
+                .with(delete)
+                .build(),
+        )
+        .await
+        .unwrap();
+    cluster.wait_for_reason("ada", "Created").await;
+    let has_finalizer = eventually(|| async {
+        let ada = cluster.users().get("ada").await.ok()?;
+        (!ada.finalizers().is_empty()).then_some(())
+    });
+    has_finalizer.await.expect("the finalizer is added");
+
+    cluster
+        .users()
+        .delete("ada", &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster.wait_gone("ada").await;
+
+    assert!(
+        cluster.remote("ada@example.com").is_some(),
+        "the user stays in place"
+    );
+    assert_eq!(cluster.requests("DELETE"), MAX_DELETE_ATTEMPTS as usize);
+    let reasons: Vec<String> = cluster
+        .events("ada")
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "DeletionAbandoned"),
+        "{reasons:?}"
+    );
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn a_paused_resource_calls_nothing_until_resumed() {
+    let cluster = Cluster::start(Faults::default()).await;
+    let paused = |u: &mut AttentionUser| {
+        u.metadata.annotations = Some([(PAUSED_ANNOTATION.to_owned(), "true".to_owned())].into());
+    };
+    cluster
+        .apply(
+            UserBuilder::new("ada", "ada@example.com")
+                .with(paused)
+                .build(),
+        )
+        .await
+        .unwrap();
+
+    let user = cluster.wait_for_reason("ada", "Paused").await;
+    assert_eq!(user.status.unwrap().ready().unwrap().status, "Unknown");
+    assert!(cluster.sandbox.requests().is_empty());
+
+    cluster
+        .patch(
+            "ada",
+            json!({"metadata": {"annotations": {PAUSED_ANNOTATION: null}}}),
+        )
+        .await;
+    cluster.wait_for_reason("ada", "Created").await;
+    assert_eq!(cluster.creates(), 1);
+    cluster.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
+async fn of_two_resources_with_one_email_the_first_keeps_it() {
+    let cluster = Cluster::start(Faults::default()).await;
+    cluster
+        .apply(UserBuilder::new("first", "ada@example.com").build())
+        .await
+        .unwrap();
+    cluster.wait_for_reason("first", "Created").await;
+
+    cluster
+        .apply(UserBuilder::new("second", "Ada@Example.com").build())
+        .await
+        .unwrap();
+    let second = cluster.wait_for_reason("second", "Conflict").await;
+    let message = second.status.unwrap().ready().unwrap().message.clone();
+    assert!(
+        message.contains(&format!("{}/first", cluster.namespace)),
+        "{message}"
+    );
+    assert_eq!(cluster.creates(), 1);
+
+    cluster
+        .users()
+        .delete("first", &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster.wait_gone("first").await;
+    cluster.wait_for_reason("second", "Adopted").await;
+    assert_eq!(
+        cluster.creates(),
+        1,
+        "the second took the user over, it did not create one"
+    );
     cluster.finish().await;
 }

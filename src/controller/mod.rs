@@ -25,16 +25,19 @@ use futures::{Future, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
+use kube::runtime::PredicateConfig;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector};
 use kube::{Api, Client};
 
 use crate::attention::AttentionApi;
-use crate::crd::{AttentionUser, DeletionPolicy, MANAGER};
+use std::hash::{Hash, Hasher};
+
+use crate::crd::{AttentionUser, DeletionPolicy, MANAGER, PAUSED_ANNOTATION};
 use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::server::Health;
@@ -191,8 +194,13 @@ fn controller_for(
 ) -> impl Future<Output = ()> + use<> {
     let users: Api<AttentionUser> = scoped(&ctx.kube, namespace);
     let secrets: Api<PartialObjectMeta<Secret>> = scoped(&ctx.kube, namespace);
-    let controller = Controller::new(users, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let (store, writer) = reflector::store();
+    let changes = watcher::watcher(users, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(changes_that_matter, PredicateConfig::default());
+    let controller = Controller::for_stream(changes, store.clone());
     health.watch(store.clone());
     ctx.claims.watch(store.clone());
     let secret_changes = watcher::watcher(secrets, watcher::Config::default()).touched_objects();
@@ -222,6 +230,19 @@ where
     }
 }
 
+/// What of a resource, when it changes, calls for a reconcile: its spec (generation), the pause
+/// annotation, its finalizers and deletion. Status changes, the operator's own writes among
+/// them, do not: they would re-run a reconcile that just ran, and defeat the backoff of one
+/// whose failures are counted in status.
+fn changes_that_matter(user: &AttentionUser) -> Option<u64> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    user.metadata.generation.hash(&mut hasher);
+    user.annotations().get(PAUSED_ANNOTATION).hash(&mut hasher);
+    user.finalizers().hash(&mut hasher);
+    user.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// The AttentionUsers whose password lives in `secret`.
 fn users_of_secret(
     store: &Store<AttentionUser>,
@@ -240,4 +261,87 @@ fn users_of_secret(
         })
         .map(|user| ObjectRef::from_obj(&**user))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn user(name: &str, secret: Option<&str>) -> AttentionUser {
+        let mut user: AttentionUser = serde_json::from_value(json!({
+            "apiVersion": "attention.tech/v1alpha1", "kind": "AttentionUser",
+            "metadata": {"name": name, "namespace": "team-a", "generation": 1},
+            "spec": {"email": "a@x.io", "firstName": "A", "lastName": "B",
+                     "roleUUID": "3f1c7a52-5d0e-4c59-9f7b-2f6a9e0c1d24",
+                     "teams": [{"uuid": "8b0e2d6c-1a4f-4e3b-9c5d-7f2a1b3c4d5e"}]},
+        }))
+        .unwrap();
+        user.spec.password_secret_ref = secret.map(|name| crate::crd::SecretKeyRef {
+            name: name.into(),
+            key: "pw".into(),
+        });
+        user
+    }
+
+    #[test]
+    fn status_changes_do_not_call_for_a_reconcile_but_the_rest_does() {
+        let base = user("ada", None);
+        let mut with_status = base.clone();
+        with_status.status = Some(Default::default());
+        assert_eq!(
+            changes_that_matter(&base),
+            changes_that_matter(&with_status)
+        );
+
+        let mut edited = base.clone();
+        edited.metadata.generation = Some(2);
+        let mut paused = base.clone();
+        paused.metadata.annotations = Some([(PAUSED_ANNOTATION.into(), "true".into())].into());
+        let mut other_annotation = base.clone();
+        other_annotation.metadata.annotations = Some([("team".into(), "x".into())].into());
+        let mut deleted = base.clone();
+        deleted.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+        let mut finalized = base.clone();
+        finalized.metadata.finalizers = Some(vec![crate::crd::FINALIZER.into()]);
+        for changed in [&edited, &paused, &deleted, &finalized] {
+            assert_ne!(changes_that_matter(&base), changes_that_matter(changed));
+        }
+        assert_eq!(
+            changes_that_matter(&base),
+            changes_that_matter(&other_annotation)
+        );
+    }
+
+    #[test]
+    fn a_secret_change_reaches_the_users_of_that_secret_only() {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for user in [
+            user("ada", Some("shared")),
+            user("bob", Some("other")),
+            user("cy", None),
+        ] {
+            writer.apply_watcher_event(&Event::InitApply(user));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        let secret: PartialObjectMeta<Secret> = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "shared", "namespace": "team-a"},
+        }))
+        .unwrap();
+        let names: Vec<String> = users_of_secret(&store, &secret)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["ada"]);
+        let elsewhere: PartialObjectMeta<Secret> = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "shared", "namespace": "team-b"},
+        }))
+        .unwrap();
+        assert!(users_of_secret(&store, &elsewhere).is_empty());
+    }
 }
