@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::attention::{NewTeam, Password, RemoteUser, UserUpdate};
+use crate::attention::{NewTeam, Password, RemoteRef, RemoteUser, UserUpdate};
 use crate::crd::{AttentionUserSpec, Drift};
 
 /// Every field on which `remote` differs from `spec`, in spec order.
@@ -66,6 +66,30 @@ pub fn update(
     }
     update.password = password;
     Some(update)
+}
+
+/// `answer`, the answer to a create or update made from `spec`, with the role and teams it
+/// leaves out taken from `spec`: that call has just made them the spec's. Kept as it is, the
+/// answer would hide a role or team edited soon after, compared with nothing until the next
+/// list of the organisation.
+pub fn with_declared_membership(mut answer: RemoteUser, spec: &AttentionUserSpec) -> RemoteUser {
+    let reference = |uuid: &str| RemoteRef {
+        uuid: Some(uuid.to_owned()),
+        name: None,
+        extra: Default::default(),
+    };
+    if answer.roles.is_none() {
+        answer.roles = Some(vec![reference(&spec.role_uuid)]);
+    }
+    if answer.teams.is_none() {
+        answer.teams = Some(
+            spec.teams
+                .iter()
+                .map(|team| reference(&team.uuid))
+                .collect(),
+        );
+    }
+    answer
 }
 
 /// Teams missing from Attention, and the primary team again when only its flag must move.
@@ -255,6 +279,32 @@ mod tests {
         let spec = spec(&[(&TEAM_A.to_uppercase(), true)]);
         let remote = listed("Ada", &ROLE.to_uppercase(), &[TEAM_A], TEAM_A, "recording");
         assert_eq!(differences(&spec, &remote), []);
+    }
+
+    #[test]
+    fn an_answer_without_role_and_teams_is_completed_from_the_spec_it_was_made_from() {
+        let spec = spec(&[(TEAM_B, true)]);
+        let answer: RemoteUser = serde_json::from_value(json!({
+            "uuid": "u-1", "email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace",
+            "primaryTeamUUID": TEAM_B, "settings": {"seat_type": "recording"},
+        }))
+        .unwrap();
+        let known = with_declared_membership(answer, &spec);
+        assert_eq!(differences(&spec, &known), []);
+        let mut edited = spec.clone();
+        edited.role_uuid = OTHER_ROLE.into();
+        edited.teams[0].uuid = TEAM_A.into();
+        assert_eq!(
+            fields(&differences(&edited, &known)),
+            ["roleUUID", "teams", "primaryTeam"]
+        );
+    }
+
+    #[test]
+    fn a_listed_role_and_teams_are_kept_as_answered() {
+        let listed = listed("Ada", OTHER_ROLE, &[TEAM_A], TEAM_A, "recording");
+        let kept = with_declared_membership(listed.clone(), &spec(&[(TEAM_B, true)]));
+        assert_eq!(kept, listed);
     }
 
     #[test]

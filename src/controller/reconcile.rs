@@ -157,6 +157,7 @@ async fn create(
     {
         Ok(remote) => {
             tracing::info!(uuid = %remote.uuid, "Created user in Attention");
+            let remote = diff::with_declared_membership(remote, &user.spec);
             ctx.directory.record(remote.clone()).await;
             let found = Found {
                 password_version: version,
@@ -202,6 +203,7 @@ async fn converge(
             let mut changed: Vec<String> = drift.into_iter().map(|d| d.field).collect();
             changed.extend(version.is_some().then(|| "password".to_owned()));
             tracing::info!(uuid = %updated.uuid, changed = ?changed, "Updated user in Attention");
+            let updated = diff::with_declared_membership(updated, &user.spec);
             ctx.directory.record(updated.clone()).await;
             let found = Found {
                 changed,
