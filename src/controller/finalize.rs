@@ -27,6 +27,9 @@ pub enum OnDelete {
     Release(String),
     /// Delete this Attention user, then let the resource go.
     DeleteUser(String),
+    /// Delete the user with the resource's email if a create left pending reached Attention,
+    /// then let the resource go.
+    DeletePending,
 }
 
 /// Whether deleting `user` deletes its Attention user: only a managed user whose policy (or
@@ -51,7 +54,11 @@ pub fn on_delete(user: &AttentionUser, default: DeletionPolicy, paused: bool) ->
             "the deletion policy is Retain: the Attention user was left in place".into(),
         );
     }
-    match user.status.as_ref().and_then(|status| status.uuid.clone()) {
+    let status = user.status.as_ref();
+    if status.and_then(|status| status.create_pending) == Some(true) {
+        return OnDelete::DeletePending;
+    }
+    match status.and_then(|status| status.uuid.clone()) {
         Some(uuid) => OnDelete::DeleteUser(uuid),
         None => OnDelete::Release("no Attention user was recorded for this resource".into()),
     }
@@ -90,6 +97,14 @@ pub async fn cleanup(user: &AttentionUser, ctx: &Context, paused: bool) -> Resul
             return release(user, ctx, type_, "Retained", &why).await;
         }
         OnDelete::DeleteUser(uuid) => uuid,
+        OnDelete::DeletePending => match ctx.directory.find_by_email(&user.spec.email).await {
+            Ok(Some(remote)) => remote.uuid,
+            Ok(None) => {
+                let why = "the create left pending never reached Attention";
+                return release(user, ctx, EventType::Normal, "Retained", why).await;
+            }
+            Err(error) => return delete_failed(user, ctx, error).await,
+        },
     };
     match ctx.api.delete_user(&uuid).await {
         Ok(()) | Err(ApiError::NotFound) => {
@@ -249,6 +264,9 @@ mod tests {
             on_delete(&user(delete, true, None), default, false),
             OnDelete::Release(_)
         ));
+        let mut pending = user(delete, true, Some("u-old"));
+        pending.status.as_mut().unwrap().create_pending = Some(true);
+        assert_eq!(on_delete(&pending, default, false), OnDelete::DeletePending);
         let retained = user(Some(DeletionPolicy::Retain), true, Some("u-1"));
         assert!(matches!(
             on_delete(&retained, default, false),
