@@ -478,30 +478,6 @@ async fn a_full_sync_costs_one_list_plus_one_create_per_missing_user() {
     assert!(names.iter().all(|name| h.ready(name).0 == "True"));
 }
 
-/// (group, resource, verb) of a request the fake API server received.
-fn access_of(call: &KubeCall) -> (String, String, String) {
-    let segments: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match segments.as_slice() {
-        ["api", "v1", rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => panic!("unexpected path {}", call.path),
-    };
-    let resource = match rest {
-        ["namespaces", _, resource, _, sub] => format!("{resource}/{sub}"),
-        ["namespaces", _, resource, ..] => (*resource).to_owned(),
-        _ => panic!("unexpected path {}", call.path),
-    };
-    let verb = match call.method.as_str() {
-        "GET" => "get",
-        "POST" => "create",
-        "PATCH" => "patch",
-        "PUT" => "update",
-        "DELETE" => "delete",
-        other => panic!("unexpected method {other}"),
-    };
-    (group.to_owned(), resource, verb.to_owned())
-}
-
 #[tokio::test]
 async fn every_kubernetes_call_of_the_reconcile_is_granted_by_the_rbac_rules() {
     let faults = Faults {

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
 use attention_operator::controller::{Context, Settings, reconcile};
-use attention_operator::crd::AttentionUser;
+use attention_operator::crd::{AttentionUser, AttentionUserStatus};
 use attention_operator::metrics::Metrics;
 use attention_operator::sandbox::{AuthMode, Faults, RecordedRequest, Sandbox, SandboxConfig};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
+use serde_json::Value;
 
 use super::{API_KEY, FakeKube};
 
@@ -93,6 +94,47 @@ impl Harness {
             .cloned()
             .unwrap();
         (ready.status, ready.reason)
+    }
+
+    /// The stored object's status.
+    pub fn status(&self, name: &str) -> AttentionUserStatus {
+        self.kube.user(name).status.unwrap()
+    }
+
+    /// The Attention UUID the stored object's status records.
+    pub fn uuid(&self, name: &str) -> String {
+        self.status(name).uuid.unwrap()
+    }
+
+    /// The sandbox user with this UUID, as a list answer shows it.
+    pub fn remote(&self, uuid: &str) -> Value {
+        let users = self.sandbox.users();
+        users.into_iter().find(|u| u["uuid"] == uuid).unwrap()
+    }
+
+    /// "METHOD path" of every request that could change something in Attention.
+    pub fn api_writes(&self) -> Vec<String> {
+        let calls = self.api_calls();
+        calls
+            .into_iter()
+            .filter(|c| !c.starts_with("GET "))
+            .collect()
+    }
+
+    /// (type, reason, note) of every Event published so far.
+    pub fn events(&self) -> Vec<(String, String, String)> {
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        let events = self.kube.events();
+        events
+            .iter()
+            .map(|e| {
+                (
+                    text(&e.body["type"]),
+                    text(&e.body["reason"]),
+                    text(&e.body["note"]),
+                )
+            })
+            .collect()
     }
 
     pub fn message(&self, name: &str) -> String {

@@ -199,6 +199,16 @@ impl FakeKube {
         state.secrets.insert(name, secret);
     }
 
+    /// Deletes a Secret, as `kubectl delete secret` would.
+    pub fn remove_secret(&self, name: &str) {
+        self.state.lock().unwrap().secrets.remove(name);
+    }
+
+    /// The finalizers of the stored object.
+    pub fn finalizers(&self, name: &str) -> Vec<String> {
+        self.user(name).metadata.finalizers.unwrap_or_default()
+    }
+
     /// Whether the object is still stored (a deleted one goes with its last finalizer).
     pub fn exists(&self, name: &str) -> bool {
         self.state.lock().unwrap().users.contains_key(name)
@@ -247,6 +257,30 @@ impl FakeKube {
             .filter(KubeCall::is_event)
             .collect()
     }
+}
+
+/// (group, resource, verb) of a request the fake API server received, as RBAC names them.
+pub fn access_of(call: &KubeCall) -> (String, String, String) {
+    let segments: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => panic!("unexpected path {}", call.path),
+    };
+    let resource = match rest {
+        ["namespaces", _, resource, _, sub] => format!("{resource}/{sub}"),
+        ["namespaces", _, resource, ..] => (*resource).to_owned(),
+        _ => panic!("unexpected path {}", call.path),
+    };
+    let verb = match call.method.as_str() {
+        "GET" => "get",
+        "POST" => "create",
+        "PATCH" => "patch",
+        "PUT" => "update",
+        "DELETE" => "delete",
+        other => panic!("unexpected method {other}"),
+    };
+    (group.to_owned(), resource, verb.to_owned())
 }
 
 fn answer(state: &mut KubeState, call: KubeCall) -> Response<Body> {
