@@ -88,8 +88,9 @@ pub struct AttentionUserSpec {
     pub seat_type: SeatType,
 
     /// Secret in the same namespace holding the user's password: sent when the user is
-    /// created, and again whenever the Secret changes. Optional. The password is never stored
-    /// or shown by the operator; deleting the Secret after creation leaves the user alone.
+    /// created, and again whenever the Secret changes (an adopted user keeps its own password
+    /// until then). Optional. The password is never stored or shown by the operator; deleting
+    /// the Secret after creation leaves the user alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
 

@@ -1027,3 +1027,69 @@ async fn every_kubernetes_request_of_the_lifecycle_is_granted_by_the_rbac_rules(
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_the_holder_leaves_the_user_for_another_resource_with_its_email() {
+    let h = Harness::start().await;
+    let delete = |u: &mut AttentionUser| u.spec.deletion_policy = Some(DeletionPolicy::Delete);
+    let holder = UserBuilder::new("zed", "ada@example.com")
+        .with(delete)
+        .with(created_at("2026-01-01T00:00:00Z"))
+        .build();
+    let other = UserBuilder::new("ada", "ada@example.com")
+        .with(created_at("2026-02-01T00:00:00Z"))
+        .build();
+    h.kube.add_user(&holder);
+    h.kube.add_user(&other);
+    let mut writer = h.watch(&[holder, other]);
+    h.reconcile("zed").await;
+    h.reconcile("ada").await;
+    assert_eq!(h.ready("ada"), ready("False", "Conflict"));
+    let uuid = h.uuid("zed");
+
+    h.kube.mark_deleted("zed");
+    writer.apply_watcher_event(&Event::Apply(h.kube.user("zed")));
+    h.reconcile("zed").await;
+
+    assert!(!h.kube.exists("zed"), "the holder is released");
+    assert!(
+        h.api_calls().iter().all(|call| !call.starts_with("DELETE")),
+        "{:?}",
+        h.api_calls()
+    );
+    let (_, reason, note) = h.events().last().cloned().unwrap();
+    assert_eq!(reason, "Retained");
+    assert!(note.contains("team-a/ada"), "{note}");
+    h.reconcile("ada").await;
+    assert_eq!(h.ready("ada"), ready("True", "Adopted"));
+    assert_eq!(h.uuid("ada"), uuid);
+}
+
+#[tokio::test]
+async fn adopting_a_user_keeps_its_password_and_later_rotations_are_sent() {
+    let h = Harness::start().await;
+    let mut existing = seed("ada@example.com");
+    existing.password = Some("their-own-pw-1".to_owned());
+    h.sandbox.insert_user(existing);
+    h.kube
+        .add_secret(secret("ada-password", "password", PASSWORD));
+    let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
+
+    h.apply(user.build()).await;
+
+    assert_eq!(h.ready("ada"), ready("True", "Adopted"));
+    assert!(
+        h.sandbox
+            .password_matches("ada@example.com", "their-own-pw-1")
+    );
+    assert!(h.api_writes().is_empty(), "{:?}", h.api_writes());
+    assert_eq!(
+        h.status("ada").password_version.as_deref(),
+        Some("ada-password/101")
+    );
+
+    h.kube
+        .add_secret(secret("ada-password", "password", NEW_PASSWORD));
+    h.reconcile("ada").await;
+    assert!(h.sandbox.password_matches("ada@example.com", NEW_PASSWORD));
+}

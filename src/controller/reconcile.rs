@@ -193,15 +193,20 @@ async fn converge(
             Outcome::Drifted(found, drift)
         });
     }
-    let rotated = rotated_password(user, ctx, current).await?;
-    let (password, version) = rotated.map_or((None, None), |(p, v)| (Some(p), Some(v)));
+    let adopting = current.and_then(|status| status.uuid.as_ref()).is_none();
+    let (password, version) = password_to_send(user, ctx, current, adopting).await?;
+    let sending = password.is_some();
     let Some(update) = diff::update(&user.spec, &remote, &drift, password) else {
-        return Ok(Outcome::Ready(Box::new(Found::new(remote, origin))));
+        let found = Found {
+            password_version: version,
+            ..Found::new(remote, origin)
+        };
+        return Ok(Outcome::Ready(Box::new(found)));
     };
     match ctx.api.update_user(&remote.uuid, &update).await {
         Ok(updated) => {
             let mut changed: Vec<String> = drift.into_iter().map(|d| d.field).collect();
-            changed.extend(version.is_some().then(|| "password".to_owned()));
+            changed.extend(sending.then(|| "password".to_owned()));
             tracing::info!(uuid = %updated.uuid, changed = ?changed, "Updated user in Attention");
             let updated = diff::with_declared_membership(updated, &user.spec);
             ctx.directory.record(updated.clone()).await;
@@ -219,23 +224,27 @@ async fn converge(
     }
 }
 
-/// The password and its version when the Secret holds a version not yet sent. A Secret that
-/// is gone or unusable after the user exists changes nothing.
-async fn rotated_password(
+/// The password to send to an existing user, and the Secret version to record: a version
+/// not sent yet is sent, except when the user is being adopted, which keeps its own password
+/// (only later rotations of the Secret are sent). A Secret that is gone or unusable after the
+/// user exists changes nothing.
+async fn password_to_send(
     user: &AttentionUser,
     ctx: &Context,
     current: Option<&AttentionUserStatus>,
-) -> Result<Option<(Password, String)>, Error> {
+    adopting: bool,
+) -> Result<(Option<Password>, Option<String>), Error> {
     let Some(reference) = &user.spec.password_secret_ref else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let sent = current.and_then(|status| status.password_version.as_deref());
     match read_password(user, ctx, reference).await? {
-        Ok((_, version)) if Some(version.as_str()) == sent => Ok(None),
-        Ok(rotated) => Ok(Some(rotated)),
+        Ok((_, version)) if Some(version.as_str()) == sent => Ok((None, None)),
+        Ok((_, version)) if adopting => Ok((None, Some(version))),
+        Ok((password, version)) => Ok((Some(password), Some(version))),
         Err(problem) => {
             tracing::debug!(%problem, "Password Secret unusable; the existing user keeps its password");
-            Ok(None)
+            Ok((None, None))
         }
     }
 }
