@@ -27,10 +27,7 @@ struct Pass {
 }
 
 fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 async fn pass(kube: &FakeKube, sandbox: &Sandbox, ctx: &Arc<Context>, names: &[String]) -> Pass {
@@ -57,27 +54,12 @@ async fn pass(kube: &FakeKube, sandbox: &Sandbox, ctx: &Arc<Context>, names: &[S
 #[tokio::main]
 async fn main() {
     let benchmarking = std::env::args().any(|arg| arg == "--bench");
-    let users = if benchmarking {
-        setting("BENCH_USERS", 500)
-    } else {
-        20
-    } as usize;
-    let latency_ms = if benchmarking {
-        setting("BENCH_LATENCY_MS", 20)
-    } else {
-        0
-    };
+    let users = if benchmarking { setting("BENCH_USERS", 500) } else { 20 } as usize;
+    let latency_ms = if benchmarking { setting("BENCH_LATENCY_MS", 20) } else { 0 };
     let rps = setting("BENCH_RPS", 50) as u32;
 
-    let faults = Faults {
-        latency_ms,
-        ..Faults::default()
-    };
-    let config = SandboxConfig {
-        api_key: API_KEY.to_owned(),
-        auth: AuthMode::Bearer,
-        faults,
-    };
+    let faults = Faults { latency_ms, ..Faults::default() };
+    let config = SandboxConfig { api_key: API_KEY.to_owned(), auth: AuthMode::Bearer, faults };
     let sandbox = Sandbox::start_local(config).await.unwrap();
     let kube = FakeKube::default();
     let existing = users / 5;
@@ -100,30 +82,17 @@ async fn main() {
         max_in_flight: 4,
     };
     let api = Arc::new(HttpClient::new(client).unwrap());
-    let ctx = Arc::new(Context::new(
-        kube.client(),
-        api,
-        Settings::default(),
-        Arc::new(Metrics::new()),
-    ));
+    let ctx =
+        Arc::new(Context::new(kube.client(), api, Settings::default(), Arc::new(Metrics::new())));
 
     let first = pass(&kube, &sandbox, &ctx, &names).await;
     let second = pass(&kube, &sandbox, &ctx, &names).await;
 
-    assert_eq!(
-        first.creates,
-        users - existing,
-        "one create per missing user"
-    );
-    assert_eq!(
-        (second.lists, second.creates, second.others),
-        (0, 0, 0),
-        "a resync sends nothing"
-    );
+    assert_eq!(first.creates, users - existing, "one create per missing user");
+    assert_eq!((second.lists, second.creates, second.others), (0, 0, 0), "a resync sends nothing");
     if benchmarking {
-        println!(
-            "full sync of {users} AttentionUsers ({existing} already in Attention), sandbox latency {latency_ms} ms, {rps} requests/s:"
-        );
+        println!("full sync of {users} AttentionUsers ({existing} already in Attention),");
+        println!("sandbox latency {latency_ms} ms, {rps} requests/s:");
         for (label, pass) in [("first sync", &first), ("resync", &second)] {
             println!(
                 "  {label:<10} {:>8.2} s  list calls {:>3}  creates {:>4}  other calls {:>3}",

@@ -40,11 +40,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Root of the Attention API, including the version.
-    #[arg(
-        long,
-        env = "ATTENTION_API_URL",
-        default_value = "https://api.attention.tech/v2"
-    )]
+    #[arg(long, env = "ATTENTION_API_URL", default_value = "https://api.attention.tech/v2")]
     pub api_url: Url,
 
     /// File holding the API key. Without it, the key is read from ATTENTION_API_KEY.
@@ -60,11 +56,7 @@ pub struct RunArgs {
     pub resync_interval: Duration,
 
     /// Namespaces to watch, repeated or comma-separated; all namespaces when not given.
-    #[arg(
-        long = "namespace",
-        env = "ATTENTION_NAMESPACES",
-        value_delimiter = ','
-    )]
+    #[arg(long = "namespace", env = "ATTENTION_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
 
     /// AttentionUsers reconciled at once (per watched namespace).
@@ -100,7 +92,8 @@ pub struct RunArgs {
 
     /// What deleting an AttentionUser does to its Attention user when its spec sets no
     /// deletionPolicy: `retain` leaves it, `delete` deletes it.
-    #[arg(long, env = "ATTENTION_DEFAULT_DELETION_POLICY", value_enum, default_value_t = DeletionPolicy::Retain)]
+    #[arg(long, env = "ATTENTION_DEFAULT_DELETION_POLICY", value_enum,
+          default_value_t = DeletionPolicy::Retain)]
     pub default_deletion_policy: DeletionPolicy,
 
     /// Address of the HTTP server for /healthz, /readyz and /metrics.
@@ -128,10 +121,7 @@ pub enum KeyError {
     #[error("no API key: set ATTENTION_API_KEY_FILE to a file holding it, or ATTENTION_API_KEY")]
     Missing,
     #[error("failed to read the API key file {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Unreadable { path: PathBuf, source: std::io::Error },
     #[error("the API key is empty")]
     Empty,
 }
@@ -140,10 +130,8 @@ impl RunArgs {
     /// The API key from the file if one is named, else from ATTENTION_API_KEY.
     pub fn api_key(&self) -> Result<String, KeyError> {
         let key = match &self.api_key_file {
-            Some(path) => std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
-                path: path.clone(),
-                source,
-            })?,
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|source| KeyError::Unreadable { path: path.clone(), source })?,
             None => std::env::var(API_KEY_ENV).map_err(|_| KeyError::Missing)?,
         };
         let key = key.trim();
@@ -249,15 +237,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
-        for bad in [
-            "--concurrency=0",
-            "--resync-interval=soon",
-            "--requests-per-second=0",
-        ] {
-            assert!(
-                Cli::try_parse_from(["attention-operator", "run", bad]).is_err(),
-                "{bad}"
-            );
+        for bad in ["--concurrency=0", "--resync-interval=soon", "--requests-per-second=0"] {
+            assert!(Cli::try_parse_from(["attention-operator", "run", bad]).is_err(), "{bad}");
         }
     }
 
@@ -282,15 +263,9 @@ mod tests {
         writeln!(file, "   ").unwrap();
         let path = file.path().to_str().unwrap().to_owned();
         let args = run_args(&[&format!("--api-key-file={path}")]);
-        assert_eq!(
-            args.api_key().unwrap_err().to_string(),
-            "the API key is empty"
-        );
+        assert_eq!(args.api_key().unwrap_err().to_string(), "the API key is empty");
         let missing = run_args(&["--api-key-file=/nonexistent/key"]);
         let error = missing.api_key().unwrap_err().to_string();
-        assert!(
-            error.starts_with("failed to read the API key file /nonexistent/key"),
-            "{error}"
-        );
+        assert!(error.starts_with("failed to read the API key file /nonexistent/key"), "{error}");
     }
 }

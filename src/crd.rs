@@ -182,10 +182,7 @@ impl SeatType {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Name of the Secret.
-    #[schemars(
-        length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub name: String,
 
     /// Key within the Secret whose value is the password.
@@ -238,11 +235,7 @@ pub struct AttentionUserStatus {
     pub bot_name: Option<String>,
 
     /// UUID of the user's primary team, as Attention reports it.
-    #[serde(
-        default,
-        rename = "primaryTeamUUID",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "primaryTeamUUID", skip_serializing_if = "Option::is_none")]
     pub primary_team_uuid: Option<String>,
 
     /// Transcript language of the user, as Attention reports it.

@@ -28,11 +28,7 @@ struct View {
 
 impl Directory {
     pub fn new(api: Arc<dyn AttentionApi>, max_age: Duration) -> Directory {
-        Directory {
-            api,
-            max_age,
-            view: Mutex::default(),
-        }
+        Directory { api, max_age, view: Mutex::default() }
     }
 
     /// The user with this email (ignoring case), from a view at most `max_age` old.
@@ -41,11 +37,7 @@ impl Directory {
         if view.is_older_than(self.max_age) {
             self.refresh(&mut view).await?;
         }
-        Ok(view
-            .users
-            .iter()
-            .find(|user| user.has_email(email))
-            .cloned())
+        Ok(view.users.iter().find(|user| user.has_email(email)).cloned())
     }
 
     /// The user with this UUID. A user absent from the view is only reported absent by a view
@@ -74,11 +66,7 @@ impl Directory {
 
     /// Removes a user the operator itself deleted.
     pub async fn forget(&self, uuid: &str) {
-        self.view
-            .lock()
-            .await
-            .users
-            .retain(|known| known.uuid != uuid);
+        self.view.lock().await.users.retain(|known| known.uuid != uuid);
     }
 
     /// Forces the next lookup to list the organisation again.
@@ -88,22 +76,15 @@ impl Directory {
 
     async fn refresh(&self, view: &mut View) -> Result<(), ApiError> {
         let users = self.api.list_users().await?;
-        tracing::debug!(
-            users = users.len(),
-            "Refreshed the view of the organisation's users"
-        );
-        *view = View {
-            users,
-            fetched: Some(Instant::now()),
-        };
+        tracing::debug!(users = users.len(), "Refreshed the view of the organisation's users");
+        *view = View { users, fetched: Some(Instant::now()) };
         Ok(())
     }
 }
 
 impl View {
     fn is_older_than(&self, max_age: Duration) -> bool {
-        self.fetched
-            .is_none_or(|fetched| fetched.elapsed() > max_age)
+        self.fetched.is_none_or(|fetched| fetched.elapsed() > max_age)
     }
 
     fn find_uuid(&self, uuid: &str) -> Option<&RemoteUser> {
@@ -132,9 +113,7 @@ mod tests {
             self.lists.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(5)).await;
             if self.fail.load(Ordering::SeqCst) {
-                return Err(ApiError::Unavailable {
-                    detail: "status 503: down".into(),
-                });
+                return Err(ApiError::Unavailable { detail: "status 503: down".into() });
             }
             Ok(self.users.lock().unwrap().clone())
         }
@@ -173,15 +152,7 @@ mod tests {
         for found in futures::future::join_all(lookups).await {
             assert_eq!(found.unwrap(), None);
         }
-        assert_eq!(
-            directory
-                .find_by_email("B@X.IO")
-                .await
-                .unwrap()
-                .unwrap()
-                .uuid,
-            "u-2"
-        );
+        assert_eq!(directory.find_by_email("B@X.IO").await.unwrap().unwrap().uuid, "u-2");
         assert_eq!(org.lists.load(Ordering::SeqCst), 1);
     }
 
@@ -202,19 +173,8 @@ mod tests {
         let directory = Directory::new(org.clone(), Duration::from_secs(60));
         assert_eq!(directory.find_by_email("new@x.io").await.unwrap(), None);
         directory.record(user("u-9", "new@x.io")).await;
-        assert_eq!(
-            directory
-                .find_by_email("new@x.io")
-                .await
-                .unwrap()
-                .unwrap()
-                .uuid,
-            "u-9"
-        );
-        assert_eq!(
-            directory.find_by_uuid("u-9").await.unwrap().unwrap().email,
-            "new@x.io"
-        );
+        assert_eq!(directory.find_by_email("new@x.io").await.unwrap().unwrap().uuid, "u-9");
+        assert_eq!(directory.find_by_uuid("u-9").await.unwrap().unwrap().email, "new@x.io");
         assert_eq!(org.lists.load(Ordering::SeqCst), 1);
     }
 
@@ -246,10 +206,7 @@ mod tests {
         directory.find_by_email("a@x.io").await.unwrap();
         org.users.lock().unwrap().push(user("u-2", "b@x.io"));
         // u-2 is not in the cached view: the directory lists again instead of saying missing.
-        assert_eq!(
-            directory.find_by_uuid("u-2").await.unwrap().unwrap().email,
-            "b@x.io"
-        );
+        assert_eq!(directory.find_by_uuid("u-2").await.unwrap().unwrap().email, "b@x.io");
         org.users.lock().unwrap().clear();
         assert_eq!(directory.find_by_uuid("u-3").await.unwrap(), None);
         assert_eq!(org.lists.load(Ordering::SeqCst), 3);

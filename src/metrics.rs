@@ -117,17 +117,13 @@ impl Metrics {
 
     /// Counts a reconcile that could not report its outcome.
     pub fn reconcile_error(&self, reason: &'static str) {
-        self.reconciles
-            .get_or_create(&ResultLabel { result: "error" })
-            .inc();
+        self.reconciles.get_or_create(&ResultLabel { result: "error" }).inc();
         self.failures.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Counts one request to Attention.
     pub fn api_request(&self, operation: &'static str, outcome: &'static str) {
-        self.api_requests
-            .get_or_create(&CallLabels { operation, outcome })
-            .inc();
+        self.api_requests.get_or_create(&CallLabels { operation, outcome }).inc();
         if outcome == "RateLimited" {
             self.rate_limited.inc();
         }
@@ -187,14 +183,8 @@ mod tests {
         assert!(text.contains(
             r#"attention_operator_api_requests_total{operation="list_users",outcome="Success"} 1"#
         ));
-        assert!(
-            text.contains("attention_operator_api_rate_limited_total 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("attention_operator_api_limiter_wait_seconds_total 1.5"),
-            "{text}"
-        );
+        assert!(text.contains("attention_operator_api_rate_limited_total 1"), "{text}");
+        assert!(text.contains("attention_operator_api_limiter_wait_seconds_total 1.5"), "{text}");
     }
 
     #[test]
@@ -202,10 +192,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.set_users(3, 1, 0);
         let text = metrics.encode();
-        assert!(
-            text.contains(r#"attention_operator_users{ready="True"} 3"#),
-            "{text}"
-        );
+        assert!(text.contains(r#"attention_operator_users{ready="True"} 3"#), "{text}");
         assert!(text.contains(r#"attention_operator_users{ready="False"} 1"#));
         assert!(text.contains(r#"attention_operator_users{ready="Unknown"} 0"#));
     }

@@ -19,24 +19,12 @@ pub const REQUIRED: &[Access] = &[
         verbs: &["get", "list", "watch", "patch"],
     },
     // Status is written with server-side apply on the status subresource.
-    Access {
-        group: "attention.tech",
-        resource: "attentionusers/status",
-        verbs: &["get", "patch"],
-    },
+    Access { group: "attention.tech", resource: "attentionusers/status", verbs: &["get", "patch"] },
     // Password Secrets are read by name; the metadata of Secrets (never their data) is
     // watched so that a rotated password reaches its user at once.
-    Access {
-        group: "",
-        resource: "secrets",
-        verbs: &["get", "list", "watch"],
-    },
+    Access { group: "", resource: "secrets", verbs: &["get", "list", "watch"] },
     // Events are created, and patched when kube's recorder folds repeats into a series.
-    Access {
-        group: "events.k8s.io",
-        resource: "events",
-        verbs: &["create", "patch"],
-    },
+    Access { group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
 ];
 
 /// Whether `REQUIRED` grants `verb` on `resource` of `group`.
@@ -53,15 +41,9 @@ mod tests {
     #[test]
     fn the_operator_may_patch_but_never_replace_or_delete() {
         assert!(allows("attention.tech", "attentionusers/status", "patch"));
-        assert!(
-            allows("attention.tech", "attentionusers", "patch"),
-            "finalizers"
-        );
+        assert!(allows("attention.tech", "attentionusers", "patch"), "finalizers");
         assert!(!allows("attention.tech", "attentionusers", "update"));
         assert!(!allows("attention.tech", "attentionusers", "delete"));
-        assert!(
-            !allows("", "secrets", "patch"),
-            "Secrets are only ever read"
-        );
+        assert!(!allows("", "secrets", "patch"), "Secrets are only ever read");
     }
 }

@@ -28,19 +28,12 @@ pub struct Health {
 impl Health {
     /// Follows `store`: it counts for `/readyz` and for the users gauge.
     pub fn watch(&self, store: Store<AttentionUser>) {
-        self.stores
-            .lock()
-            .expect("no thread panics while holding the lock")
-            .push(store);
+        self.stores.lock().expect("no thread panics while holding the lock").push(store);
     }
 
     /// Marks the operator ready once every followed store has completed its first listing.
     pub async fn become_ready_when_synced(self) {
-        let stores = self
-            .stores
-            .lock()
-            .expect("no thread panics while holding the lock")
-            .clone();
+        let stores = self.stores.lock().expect("no thread panics while holding the lock").clone();
         for store in stores {
             if store.wait_until_ready().await.is_err() {
                 return;
@@ -55,10 +48,7 @@ impl Health {
     }
 
     fn users(&self) -> Vec<Arc<AttentionUser>> {
-        let stores = self
-            .stores
-            .lock()
-            .expect("no thread panics while holding the lock");
+        let stores = self.stores.lock().expect("no thread panics while holding the lock");
         stores.iter().flat_map(Store::state).collect()
     }
 }
@@ -91,20 +81,14 @@ async fn readyz(State(endpoints): State<Endpoints>) -> impl IntoResponse {
     if endpoints.health.is_ready() {
         (StatusCode::OK, "ready")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "watches not established yet",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, "watches not established yet")
     }
 }
 
 async fn metrics_text(State(endpoints): State<Endpoints>) -> impl IntoResponse {
     let (ready, not_ready, unknown) = count_by_ready(&endpoints.health.users());
     endpoints.metrics.set_users(ready, not_ready, unknown);
-    (
-        [(header::CONTENT_TYPE, OPENMETRICS)],
-        endpoints.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, OPENMETRICS)], endpoints.metrics.encode())
 }
 
 /// How many users have a Ready condition that is True, False, or neither (none reported yet,
@@ -116,10 +100,7 @@ fn count_by_ready(users: &[Arc<AttentionUser>]) -> (i64, i64, i64) {
             .status
             .as_ref()
             .filter(|status| status.observed_generation == user.metadata.generation);
-        match current
-            .and_then(AttentionUserStatus::ready)
-            .map(|ready| ready.status.as_str())
-        {
+        match current.and_then(AttentionUserStatus::ready).map(|ready| ready.status.as_str()) {
             Some("True") => counts.0 += 1,
             Some("False") => counts.1 += 1,
             _ => counts.2 += 1,
@@ -163,10 +144,6 @@ mod tests {
             user(3, Some(2), Some("True")),
             user(1, None, None),
         ];
-        assert_eq!(
-            count_by_ready(&users),
-            (2, 1, 2),
-            "a stale Ready counts as unknown"
-        );
+        assert_eq!(count_by_ready(&users), (2, 1, 2), "a stale Ready counts as unknown");
     }
 }

@@ -62,10 +62,7 @@ fn schema() -> Value {
 fn schema_errors(instance: &Value) -> Vec<String> {
     let schema = schema();
     let validator = jsonschema::draft7::new(&schema).unwrap();
-    validator
-        .iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
+    validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
 }
 
 /// `base` with `overlay` merged in, maps key by key, as helm merges values files.
@@ -125,11 +122,7 @@ impl Template {
             .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: {e}\n{body}")))
             .filter(|doc| !doc.is_null())
             .collect();
-        Template {
-            text,
-            docs,
-            directives,
-        }
+        Template { text, docs, directives }
     }
 
     /// The only document of the template.
@@ -140,9 +133,7 @@ impl Template {
 
     /// The directive that `value`, a placeholder, stands for.
     fn directive(&self, value: &Value) -> &str {
-        let text = value
-            .as_str()
-            .unwrap_or_else(|| panic!("not templated: {value}"));
+        let text = value.as_str().unwrap_or_else(|| panic!("not templated: {value}"));
         let index = text
             .strip_prefix("__TPL_")
             .and_then(|rest| rest.strip_suffix("__"))
@@ -152,9 +143,7 @@ impl Template {
 }
 
 fn container(deployment: &Template) -> &Value {
-    let containers = deployment.doc()["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap();
+    let containers = deployment.doc()["spec"]["template"]["spec"]["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 1, "one container");
     &containers[0]
 }
@@ -247,10 +236,7 @@ fn run_args_from(values: &Value, skip: &[&str]) -> Result<String, clap::Error> {
 #[test]
 fn values_yaml_satisfies_its_schema() {
     let schema = schema();
-    assert!(
-        jsonschema::meta::is_valid(&schema),
-        "not a valid JSON Schema"
-    );
+    assert!(jsonschema::meta::is_valid(&schema), "not a valid JSON Schema");
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema_errors(&values()), Vec::<String>::new());
@@ -260,40 +246,16 @@ fn values_yaml_satisfies_its_schema() {
 fn schema_refuses_wrong_types_unknown_keys_and_unsafe_choices() {
     let cases = [
         ("unknown top-level key", json!({"replicas": 1})),
-        (
-            "typo in config",
-            json!({"config": {"resyncIntervall": "1m"}}),
-        ),
+        ("typo in config", json!({"config": {"resyncIntervall": "1m"}})),
         ("number as text", json!({"config": {"concurrency": "four"}})),
         ("zero concurrency", json!({"config": {"concurrency": 0}})),
-        (
-            "unknown auth scheme",
-            json!({"config": {"authScheme": "basic"}}),
-        ),
-        (
-            "duration without unit",
-            json!({"config": {"resyncInterval": "600"}}),
-        ),
-        (
-            "two replicas without leader election",
-            json!({"replicaCount": 2}),
-        ),
-        (
-            "created Secret without a key",
-            json!({"apiKey": {"create": true}}),
-        ),
-        (
-            "no Secret at all",
-            json!({"apiKey": {"existingSecret": ""}}),
-        ),
-        (
-            "key as an extra env var",
-            json!({"extraEnv": [{"name": "ATTENTION_API_KEY"}]}),
-        ),
-        (
-            "namespace that is no DNS label",
-            json!({"watchNamespaces": ["Team_A"]}),
-        ),
+        ("unknown auth scheme", json!({"config": {"authScheme": "basic"}})),
+        ("duration without unit", json!({"config": {"resyncInterval": "600"}})),
+        ("two replicas without leader election", json!({"replicaCount": 2})),
+        ("created Secret without a key", json!({"apiKey": {"create": true}})),
+        ("no Secret at all", json!({"apiKey": {"existingSecret": ""}})),
+        ("key as an extra env var", json!({"extraEnv": [{"name": "ATTENTION_API_KEY"}]})),
+        ("namespace that is no DNS label", json!({"watchNamespaces": ["Team_A"]})),
         ("pull policy", json!({"image": {"pullPolicy": "Sometimes"}})),
         ("port", json!({"metrics": {"port": 70000}})),
     ];
@@ -302,10 +264,7 @@ fn schema_refuses_wrong_types_unknown_keys_and_unsafe_choices() {
         assert!(!schema_errors(&candidate).is_empty(), "accepted: {what}");
     }
     let trial = json!({"apiKey": {"create": true, "value": "k"}, "watchNamespaces": ["team-a"]});
-    assert_eq!(
-        schema_errors(&merged(&values(), &trial)),
-        Vec::<String>::new()
-    );
+    assert_eq!(schema_errors(&merged(&values(), &trial)), Vec::<String>::new());
 }
 
 #[test]
@@ -314,10 +273,7 @@ fn durations_the_schema_accepts_are_ones_the_operator_parses() {
     let duration = jsonschema::draft7::new(&schema["definitions"]["duration"]).unwrap();
     for good in ["30s", "10m", "1h", "1h 30m", "1h30m", "2d", "500ms"] {
         assert!(duration.is_valid(&json!(good)), "schema refuses {good}");
-        assert!(
-            humantime::parse_duration(good).is_ok(),
-            "operator refuses {good}"
-        );
+        assert!(humantime::parse_duration(good).is_ok(), "operator refuses {good}");
     }
     for bad in ["600", "soon", "10 minutes", "-5m", ""] {
         assert!(!duration.is_valid(&json!(bad)), "schema accepts {bad}");
@@ -372,11 +328,7 @@ fn every_value_is_used_by_a_template() {
     let used = |dotted: &str| {
         let mut prefix = String::new();
         dotted.split('.').any(|part| {
-            prefix = if prefix.is_empty() {
-                part.to_owned()
-            } else {
-                format!("{prefix}.{part}")
-            };
+            prefix = if prefix.is_empty() { part.to_owned() } else { format!("{prefix}.{part}") };
             referenced.contains(&prefix)
         })
     };
@@ -409,10 +361,7 @@ fn chart_is_v2_and_versioned_with_the_crate() {
 fn chart_crd_is_byte_identical_to_the_committed_one() {
     let chart = std::fs::read(path(&format!("{CHART}/crds/attentionuser.yaml"))).unwrap();
     let top = std::fs::read(path("crds/attentionuser.yaml")).unwrap();
-    assert!(
-        chart == top,
-        "copy crds/attentionuser.yaml to {CHART}/crds/ after regenerating it"
-    );
+    assert!(chart == top, "copy crds/attentionuser.yaml to {CHART}/crds/ after regenerating it");
 }
 
 #[test]
@@ -421,11 +370,8 @@ fn one_template_per_kind() {
     for file in files_in(&format!("{CHART}/templates"), ".yaml") {
         let name = file.rsplit('/').next().unwrap();
         let template = Template::load(name);
-        let kinds: BTreeSet<&str> = template
-            .docs
-            .iter()
-            .map(|doc| doc["kind"].as_str().unwrap())
-            .collect();
+        let kinds: BTreeSet<&str> =
+            template.docs.iter().map(|doc| doc["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds.len(), 1, "{name} holds {kinds:?}");
         let kind = kinds.into_iter().next().unwrap().to_owned();
         if let Some(other) = owners.insert(kind.clone(), name.to_owned()) {
@@ -444,10 +390,7 @@ fn one_template_per_kind() {
         "ServiceAccount",
         "ServiceMonitor",
     ];
-    assert_eq!(
-        owners.keys().map(String::as_str).collect::<Vec<_>>(),
-        expected
-    );
+    assert_eq!(owners.keys().map(String::as_str).collect::<Vec<_>>(), expected);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,25 +410,12 @@ fn required_grants() -> BTreeSet<Grant> {
 
 fn granted(rules: &Value) -> BTreeSet<Grant> {
     let strings = |list: &Value| -> Vec<String> {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item.as_str().unwrap().to_owned())
-            .collect()
+        list.as_array().unwrap().iter().map(|item| item.as_str().unwrap().to_owned()).collect()
     };
     let mut grants = BTreeSet::new();
     for rule in rules.as_array().unwrap() {
-        let keys: BTreeSet<&str> = rule
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["apiGroups", "resources", "verbs"]),
-            "{rule}"
-        );
+        let keys: BTreeSet<&str> = rule.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(["apiGroups", "resources", "verbs"]), "{rule}");
         for group in strings(&rule["apiGroups"]) {
             for resource in strings(&rule["resources"]) {
                 for verb in strings(&rule["verbs"]) {
@@ -505,14 +435,8 @@ fn assert_grants_exactly_required(template: &str, kind: &str) {
     let required = required_grants();
     let extra: Vec<_> = grants.difference(&required).collect();
     let missing: Vec<_> = required.difference(&grants).collect();
-    assert!(
-        extra.is_empty(),
-        "{template} grants more than rbac::REQUIRED: {extra:?}"
-    );
-    assert!(
-        missing.is_empty(),
-        "{template} lacks what rbac::REQUIRED needs: {missing:?}"
-    );
+    assert!(extra.is_empty(), "{template} grants more than rbac::REQUIRED: {extra:?}");
+    assert!(missing.is_empty(), "{template} lacks what rbac::REQUIRED needs: {missing:?}");
 }
 
 #[test]
@@ -526,14 +450,8 @@ fn cluster_role_grants_exactly_what_the_operator_requires() {
 fn namespaced_roles_grant_the_same_rules_in_each_watched_namespace() {
     assert_grants_exactly_required("role.yaml", "Role");
     let role = Template::load("role.yaml");
-    assert!(
-        role.text
-            .contains("{{- range $namespace := .Values.watchNamespaces }}")
-    );
-    assert_eq!(
-        role.directive(&role.doc()["metadata"]["namespace"]),
-        "$namespace"
-    );
+    assert!(role.text.contains("{{- range $namespace := .Values.watchNamespaces }}"));
+    assert_eq!(role.directive(&role.doc()["metadata"]["namespace"]), "$namespace");
 }
 
 #[test]
@@ -555,19 +473,12 @@ fn bindings_give_the_roles_to_the_operators_service_account() {
         assert_eq!(subjects[0]["kind"], "ServiceAccount");
         let account = binding.directive(&subjects[0]["name"]);
         assert!(account.starts_with(r#"include "attention-operator.serviceAccountName""#));
-        assert!(
-            binding
-                .directive(&subjects[0]["namespace"])
-                .ends_with(".Release.Namespace")
-        );
+        assert!(binding.directive(&subjects[0]["namespace"]).ends_with(".Release.Namespace"));
     }
     let deployment = Template::load("deployment.yaml");
     let pod = &deployment.doc()["spec"]["template"]["spec"];
     let account = deployment.directive(&pod["serviceAccountName"]);
-    assert_eq!(
-        account,
-        r#"include "attention-operator.serviceAccountName" ."#
-    );
+    assert_eq!(account, r#"include "attention-operator.serviceAccountName" ."#);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,17 +490,12 @@ fn every_operator_setting_is_set_from_values() {
     let env = env(&deployment);
     let operator = operator_env();
     for name in operator.keys().filter(|name| *name != API_KEY_ENV) {
-        let entry = env
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} is not set by the chart"));
+        let entry = env.get(name).unwrap_or_else(|| panic!("{name} is not set by the chart"));
         if name == KEY_FILE_ENV {
             continue; // a path the chart itself mounts: see the API key test
         }
         let directive = deployment.directive(&entry["value"]);
-        assert!(
-            directive.contains(".Values."),
-            "{name} = {{{{ {directive} }}}}"
-        );
+        assert!(directive.contains(".Values."), "{name} = {{{{ {directive} }}}}");
     }
     for name in env.keys().filter(|name| name.starts_with("ATTENTION_")) {
         assert!(
@@ -601,10 +507,8 @@ fn every_operator_setting_is_set_from_values() {
 
 #[test]
 fn chart_defaults_are_the_operators_defaults() {
-    let leaked: Vec<String> = std::env::vars()
-        .map(|(name, _)| name)
-        .filter(|n| n.starts_with("ATTENTION_"))
-        .collect();
+    let leaked: Vec<String> =
+        std::env::vars().map(|(name, _)| name).filter(|n| n.starts_with("ATTENTION_")).collect();
     assert!(leaked.is_empty(), "unset {leaked:?} to compare defaults");
     let from_chart = run_args_from(&values(), &[KEY_FILE_ENV]).unwrap();
     let bare = Cli::try_parse_from(["attention-operator", "run"]).unwrap();
@@ -630,17 +534,11 @@ fn settings_rendered_from_values_are_accepted_by_the_operator() {
     );
     assert_eq!(schema_errors(&custom), Vec::<String>::new());
     let parsed = run_args_from(&custom, &[]).unwrap();
-    assert!(
-        parsed.contains(r#"namespaces: ["team-a", "team-b"]"#),
-        "{parsed}"
-    );
+    assert!(parsed.contains(r#"namespaces: ["team-a", "team-b"]"#), "{parsed}");
     assert!(parsed.contains("auth_scheme: Raw"), "{parsed}");
     assert!(parsed.contains("resync_interval: 5400s"), "{parsed}");
     assert!(parsed.contains("concurrency: 16"), "{parsed}");
-    let metrics = render(
-        deployment_env_directive("ATTENTION_METRICS_ADDR").as_str(),
-        &custom,
-    );
+    let metrics = render(deployment_env_directive("ATTENTION_METRICS_ADDR").as_str(), &custom);
     assert_eq!(metrics.as_deref(), Some("0.0.0.0:9090"));
 }
 
@@ -657,33 +555,18 @@ fn watched_namespaces_are_passed_only_when_listed() {
                    - name: ATTENTION_NAMESPACES\n              \
                    value: {{ join \",\" .Values.watchNamespaces | quote }}\n            \
                    {{- end }}";
-    assert!(
-        text.contains(guarded),
-        "ATTENTION_NAMESPACES must be set only for a list"
-    );
-    assert_eq!(
-        render(&deployment_env_directive("ATTENTION_NAMESPACES"), &values()),
-        None
-    );
+    assert!(text.contains(guarded), "ATTENTION_NAMESPACES must be set only for a list");
+    assert_eq!(render(&deployment_env_directive("ATTENTION_NAMESPACES"), &values()), None);
 }
 
 #[test]
 fn deployment_is_hardened() {
     let deployment = Template::load("deployment.yaml");
     let spec = &deployment.doc()["spec"];
-    assert_eq!(
-        deployment.directive(&spec["replicas"]),
-        ".Values.replicaCount"
-    );
-    assert_eq!(
-        spec["strategy"]["type"], "Recreate",
-        "never two operators at once"
-    );
+    assert_eq!(deployment.directive(&spec["replicas"]), ".Values.replicaCount");
+    assert_eq!(spec["strategy"]["type"], "Recreate", "never two operators at once");
     let pod = &spec["template"]["spec"];
-    assert_eq!(
-        pod["automountServiceAccountToken"], true,
-        "the operator calls the API"
-    );
+    assert_eq!(pod["automountServiceAccountToken"], true, "the operator calls the API");
     assert_eq!(
         pod["securityContext"],
         json!({
@@ -704,18 +587,11 @@ fn deployment_is_hardened() {
             "capabilities": {"drop": ["ALL"]},
         })
     );
-    assert!(
-        deployment
-            .text
-            .contains("{{- toYaml .Values.resources | nindent 12 }}")
-    );
+    assert!(deployment.text.contains("{{- toYaml .Values.resources | nindent 12 }}"));
     let resources = &values()["resources"];
     for side in ["requests", "limits"] {
         for resource in ["cpu", "memory"] {
-            assert!(
-                resources[side][resource].is_string(),
-                "{side}.{resource} unset"
-            );
+            assert!(resources[side][resource].is_string(), "{side}.{resource} unset");
         }
     }
     let account = Template::load("serviceaccount.yaml");
@@ -729,24 +605,14 @@ fn probes_and_metrics_use_the_metrics_port() {
     let ports = container["ports"].as_array().unwrap();
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0]["name"], "metrics");
-    assert_eq!(
-        deployment.directive(&ports[0]["containerPort"]),
-        ".Values.metrics.port"
-    );
+    assert_eq!(deployment.directive(&ports[0]["containerPort"]), ".Values.metrics.port");
     let probe = |name: &str| &container[name]["httpGet"];
     assert_eq!(probe("livenessProbe")["path"], "/healthz");
     assert_eq!(probe("livenessProbe")["port"], "metrics");
     assert_eq!(probe("readinessProbe")["path"], "/readyz");
     assert_eq!(probe("readinessProbe")["port"], "metrics");
-    let address = render(
-        &deployment_env_directive("ATTENTION_METRICS_ADDR"),
-        &values(),
-    );
-    assert_eq!(
-        address.as_deref(),
-        Some("0.0.0.0:8080"),
-        "the operator's default"
-    );
+    let address = render(&deployment_env_directive("ATTENTION_METRICS_ADDR"), &values());
+    assert_eq!(address.as_deref(), Some("0.0.0.0:8080"), "the operator's default");
     let service = Template::load("service.yaml");
     let port = &service.doc()["spec"]["ports"][0];
     assert_eq!(port["targetPort"], "metrics");
@@ -758,10 +624,7 @@ fn probes_and_metrics_use_the_metrics_port() {
 fn pod_name_comes_from_the_downward_api() {
     let deployment = Template::load("deployment.yaml");
     let env = env(&deployment);
-    assert_eq!(
-        env["POD_NAME"]["valueFrom"],
-        json!({"fieldRef": {"fieldPath": "metadata.name"}})
-    );
+    assert_eq!(env["POD_NAME"]["valueFrom"], json!({"fieldRef": {"fieldPath": "metadata.name"}}));
 }
 
 #[test]
@@ -770,15 +633,9 @@ fn api_key_is_a_file_from_a_secret_and_never_an_env_value() {
     let env = env(&deployment);
     assert!(!env.contains_key(API_KEY_ENV));
     for (name, entry) in &env {
-        assert!(
-            entry["valueFrom"].get("secretKeyRef").is_none(),
-            "{name} reads a Secret"
-        );
+        assert!(entry["valueFrom"].get("secretKeyRef").is_none(), "{name} reads a Secret");
     }
-    assert!(
-        !deployment.text.contains("apiKey.value"),
-        "the key itself is only for secret.yaml"
-    );
+    assert!(!deployment.text.contains("apiKey.value"), "the key itself is only for secret.yaml");
 
     let pod = &deployment.doc()["spec"]["template"]["spec"];
     let volumes = pod["volumes"].as_array().unwrap();
@@ -789,20 +646,14 @@ fn api_key_is_a_file_from_a_secret_and_never_an_env_value() {
         r#"include "attention-operator.apiKeySecretName" ."#
     );
     let item = &secret["items"][0];
-    assert_eq!(
-        deployment.directive(&item["key"]),
-        ".Values.apiKey.secretKey | quote"
-    );
+    assert_eq!(deployment.directive(&item["key"]), ".Values.apiKey.secretKey | quote");
     assert_eq!(secret["defaultMode"], 0o440);
 
     let mounts = container(&deployment)["volumeMounts"].as_array().unwrap();
     let mount = mounts.iter().find(|m| m["name"] == "api-key").unwrap();
     assert_eq!(mount["readOnly"], true);
-    let file = format!(
-        "{}/{}",
-        mount["mountPath"].as_str().unwrap(),
-        item["path"].as_str().unwrap()
-    );
+    let file =
+        format!("{}/{}", mount["mountPath"].as_str().unwrap(), item["path"].as_str().unwrap());
     assert_eq!(env[KEY_FILE_ENV]["value"], file.as_str());
 
     let created = Template::load("secret.yaml");
@@ -823,10 +674,7 @@ fn optional_resources_are_off_by_default() {
     ] {
         let text = Template::load(template).text;
         let guard = format!("{{{{- if .Values.{switch} }}}}");
-        let first = text
-            .lines()
-            .find(|line| !line.starts_with("{{- /*"))
-            .unwrap();
+        let first = text.lines().find(|line| !line.starts_with("{{- /*")).unwrap();
         assert_eq!(first, guard, "{template} must be wrapped in its switch");
         assert!(text.trim_end().ends_with("{{- end }}"), "{template}");
         assert_eq!(*at(&values(), switch), false, "{switch} defaults to off");
@@ -840,10 +688,7 @@ fn network_policy_admits_metrics_only_and_lets_out_dns_https_and_the_api_server(
     assert_eq!(spec["policyTypes"], json!(["Ingress", "Egress"]));
     let ingress = spec["ingress"].as_array().unwrap();
     assert_eq!(ingress.len(), 1);
-    assert_eq!(
-        ingress[0]["ports"],
-        json!([{"port": "metrics", "protocol": "TCP"}])
-    );
+    assert_eq!(ingress[0]["ports"], json!([{"port": "metrics", "protocol": "TCP"}]));
     let egress = spec["egress"].as_array().unwrap();
     let ports: Vec<&Value> = egress.iter().map(|rule| &rule["ports"]).collect();
     assert_eq!(
@@ -851,20 +696,9 @@ fn network_policy_admits_metrics_only_and_lets_out_dns_https_and_the_api_server(
         json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}])
     );
     assert_eq!(*ports[1], json!([{"port": 443, "protocol": "TCP"}]));
-    assert!(
-        policy
-            .text
-            .contains("{{- range .Values.networkPolicy.apiServer.ports }}")
-    );
-    assert_eq!(
-        egress.len(),
-        3,
-        "DNS, HTTPS and the API server, nothing else by default"
-    );
-    assert_eq!(
-        values()["networkPolicy"]["apiServer"]["ports"],
-        json!([443, 6443])
-    );
+    assert!(policy.text.contains("{{- range .Values.networkPolicy.apiServer.ports }}"));
+    assert_eq!(egress.len(), 3, "DNS, HTTPS and the API server, nothing else by default");
+    assert_eq!(values()["networkPolicy"]["apiServer"]["ports"], json!([443, 6443]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -877,16 +711,9 @@ fn dockerfile_builds_a_static_binary_into_a_non_root_image_without_a_shell() {
         .lines()
         .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
         .collect();
-    let stages: Vec<&&str> = instructions
-        .iter()
-        .filter(|l| l.starts_with("FROM "))
-        .collect();
+    let stages: Vec<&&str> = instructions.iter().filter(|l| l.starts_with("FROM ")).collect();
     assert_eq!(stages.len(), 2, "build and run stages");
-    assert!(
-        stages[0].contains("alpine") || stages[0].contains("musl"),
-        "{}",
-        stages[0]
-    );
+    assert!(stages[0].contains("alpine") || stages[0].contains("musl"), "{}", stages[0]);
     let run_stage = stages[1];
     assert!(
         run_stage.starts_with("FROM scratch")
@@ -897,24 +724,13 @@ fn dockerfile_builds_a_static_binary_into_a_non_root_image_without_a_shell() {
     assert!(final_lines.contains(&"USER 65532:65532"));
     assert!(final_lines.contains(&r#"ENTRYPOINT ["/attention-operator"]"#));
     assert!(final_lines.contains(&r#"CMD ["run"]"#));
-    assert!(
-        !final_lines.iter().any(|l| l.starts_with("RUN ")),
-        "no shell in the final image"
-    );
+    assert!(!final_lines.iter().any(|l| l.starts_with("RUN ")), "no shell in the final image");
     assert!(dockerfile.contains("cargo build --release --locked --bin attention-operator"));
-    assert_eq!(
-        env!("CARGO_PKG_NAME"),
-        "attention-operator",
-        "the binary's name"
-    );
+    assert_eq!(env!("CARGO_PKG_NAME"), "attention-operator", "the binary's name");
 
     let ignore = read(".dockerignore");
     let rules: Vec<&str> = ignore.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(
-        rules.first(),
-        Some(&"*"),
-        "allow-list: only what the build needs"
-    );
+    assert_eq!(rules.first(), Some(&"*"), "allow-list: only what the build needs");
     for needed in ["!Cargo.toml", "!Cargo.lock", "!src/"] {
         assert!(rules.contains(&needed), "{needed}");
     }
@@ -935,28 +751,17 @@ fn example_users_are_valid_attention_users() {
     let mut with_password = 0;
     for file in &files {
         let object = yaml(file);
-        let errors: Vec<String> = structural
-            .iter_errors(&object)
-            .map(|e| e.to_string())
-            .collect();
+        let errors: Vec<String> = structural.iter_errors(&object).map(|e| e.to_string()).collect();
         assert_eq!(errors, Vec::<String>::new(), "{file}");
         if let Err(errors) = kube_cel::Validator::new().validate(openapi, &object, None) {
-            let messages: Vec<&str> = errors
-                .as_slice()
-                .iter()
-                .map(|e| e.message.as_str())
-                .collect();
+            let messages: Vec<&str> =
+                errors.as_slice().iter().map(|e| e.message.as_str()).collect();
             panic!("{file}: {messages:?}");
         }
         let user: AttentionUser = serde_json::from_value(object).unwrap();
         with_password += usize::from(user.spec.password_secret_ref.is_some());
         for found in uuid_like.find_iter(&read(file)) {
-            assert_eq!(
-                found.len(),
-                36,
-                "{file}: {} is not a 36-character UUID",
-                found.as_str()
-            );
+            assert_eq!(found.len(), 36, "{file}: {} is not a 36-character UUID", found.as_str());
             assert!(uuid.is_match(found.as_str()), "{file}: {}", found.as_str());
         }
     }
@@ -972,24 +777,15 @@ fn example_applications_point_at_the_chart_and_the_users_folder() {
         assert_eq!(app["kind"], "Application");
         let source = &app["spec"]["source"];
         let repo = source["repoURL"].as_str().unwrap();
-        assert!(
-            repo.starts_with("https://git.example.com/"),
-            "placeholder: {repo}"
-        );
+        assert!(repo.starts_with("https://git.example.com/"), "placeholder: {repo}");
         let folder = source["path"].as_str().unwrap();
-        assert!(
-            path(folder).is_dir(),
-            "{folder} is not a folder of this repository"
-        );
+        assert!(path(folder).is_dir(), "{folder} is not a folder of this repository");
     }
     assert_eq!(operator["spec"]["source"]["path"], CHART);
     assert_eq!(users["spec"]["source"]["path"], "examples/gitops/users");
     let overrides = &operator["spec"]["source"]["helm"]["valuesObject"];
     assert!(overrides.is_object());
-    assert_eq!(
-        schema_errors(&merged(&values(), overrides)),
-        Vec::<String>::new()
-    );
+    assert_eq!(schema_errors(&merged(&values(), overrides)), Vec::<String>::new());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1027,11 +823,8 @@ fn to_lua(lua: &Lua, value: &Value) -> mlua::Value {
 /// Runs health.lua as Argo CD does: the live object in the global `obj`, only the base,
 /// string, table and math libraries, the returned table's `status` and `message`.
 fn health(object: &Value) -> (String, String) {
-    let lua = Lua::new_with(
-        StdLib::STRING | StdLib::TABLE | StdLib::MATH,
-        LuaOptions::default(),
-    )
-    .unwrap();
+    let lua = Lua::new_with(StdLib::STRING | StdLib::TABLE | StdLib::MATH, LuaOptions::default())
+        .unwrap();
     lua.globals().set("obj", to_lua(&lua, object)).unwrap();
     let hs: Table = lua
         .load(read(HEALTH))
@@ -1093,30 +886,20 @@ fn health_of_a_stale_status_is_progressing_never_healthy() {
     assert_eq!(status, "Progressing");
     assert!(message.contains("generation 3"), "{message}");
     let mut unknown = ready(3, "True", "Created", "the user exists");
-    unknown
-        .as_object_mut()
-        .unwrap()
-        .remove("observedGeneration");
+    unknown.as_object_mut().unwrap().remove("observedGeneration");
     assert_eq!(health(&user(3, Some(unknown))).0, "Progressing");
 }
 
 #[test]
 fn health_of_a_ready_user_is_healthy_with_its_message() {
     for reason in ["Created", "Adopted"] {
-        let object = user(
-            2,
-            Some(ready(2, "True", reason, "the user exists in Attention")),
-        );
+        let object = user(2, Some(ready(2, "True", reason, "the user exists in Attention")));
         let (status, message) = health(&object);
         assert_eq!(status, "Healthy", "{reason}");
         assert_eq!(message, "the user exists in Attention");
     }
     let newer = user(2, Some(ready(5, "True", "Created", "fine")));
-    assert_eq!(
-        health(&newer).0,
-        "Healthy",
-        "status newer than the object is not stale"
-    );
+    assert_eq!(health(&newer).0, "Healthy", "status newer than the object is not stale");
 }
 
 #[test]
@@ -1125,16 +908,9 @@ fn health_of_a_paused_user_is_suspended() {
     assert_eq!(status, "Suspended");
     assert!(message.contains("attention.tech/paused"), "{message}");
     let stale = paused(user(4, Some(ready(3, "True", "Created", "fine"))));
-    assert_eq!(
-        health(&stale).0,
-        "Suspended",
-        "the operator will not catch up while paused"
-    );
+    assert_eq!(health(&stale).0, "Suspended", "the operator will not catch up while paused");
     let by_reason = user(2, Some(ready(2, "False", "Paused", "paused by annotation")));
-    assert_eq!(
-        health(&by_reason),
-        ("Suspended".into(), "paused by annotation".into())
-    );
+    assert_eq!(health(&by_reason), ("Suspended".into(), "paused by annotation".into()));
     let mut not_paused = user(2, Some(ready(2, "True", "Created", "fine")));
     not_paused["metadata"]["annotations"] = json!({"attention.tech/paused": "false"});
     assert_eq!(health(&not_paused).0, "Healthy");
@@ -1169,11 +945,7 @@ fn health_is_progressing_while_the_operator_retries() {
         "SomethingNew",
     ] {
         let object = user(1, Some(ready(1, "False", reason, "retrying")));
-        assert_eq!(
-            health(&object),
-            ("Progressing".into(), "retrying".into()),
-            "{reason}"
-        );
+        assert_eq!(health(&object), ("Progressing".into(), "retrying".into()), "{reason}");
     }
     let unknown = user(1, Some(ready(1, "Unknown", "InvalidSpec", "not known yet")));
     assert_eq!(health(&unknown).0, "Progressing");
@@ -1192,10 +964,7 @@ fn health_of_every_outcome_the_operator_reports() {
         serde_json::from_value(json!({"uuid": "5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b",
                                       "email": "ada@example.com"}))
         .unwrap();
-    let failed = |error| Outcome::ApiFailed {
-        step: Step::CreateUser,
-        error,
-    };
+    let failed = |error| Outcome::ApiFailed { step: Step::CreateUser, error };
     let found = |origin| Box::new(Found::new(remote.clone(), origin));
     let cases = [
         (Outcome::Ready(found(Origin::Created)), "Healthy"),
@@ -1204,46 +973,19 @@ fn health_of_every_outcome_the_operator_reports() {
         (Outcome::Drifted(found(Origin::Adopted), vec![]), "Degraded"),
         (Outcome::NotPresent, "Degraded"),
         (Outcome::AdoptionRefused { uuid: "u".into() }, "Degraded"),
-        (
-            Outcome::Conflict {
-                holder: "a/b".into(),
-            },
-            "Degraded",
-        ),
+        (Outcome::Conflict { holder: "a/b".into() }, "Degraded"),
         (Outcome::Paused, "Suspended"),
         (Outcome::InvalidSpec("bad".into()), "Degraded"),
         (Outcome::SecretMissing("gone".into()), "Progressing"),
         (Outcome::UserMissing { uuid: "u".into() }, "Degraded"),
-        (
-            failed(ApiError::Rejected {
-                status: 422,
-                excerpt: "no".into(),
-            }),
-            "Degraded",
-        ),
-        (
-            failed(ApiError::Unauthorized { status: 401 }),
-            "Progressing",
-        ),
+        (failed(ApiError::Rejected { status: 422, excerpt: "no".into() }), "Degraded"),
+        (failed(ApiError::Unauthorized { status: 401 }), "Progressing"),
         (failed(ApiError::NotFound), "Progressing"),
-        (
-            failed(ApiError::RateLimited { retry_after: None }),
-            "Progressing",
-        ),
-        (
-            failed(ApiError::Unavailable {
-                detail: "timeout".into(),
-            }),
-            "Progressing",
-        ),
+        (failed(ApiError::RateLimited { retry_after: None }), "Progressing"),
+        (failed(ApiError::Unavailable { detail: "timeout".into() }), "Progressing"),
     ];
     for (outcome, expected) in cases {
-        let status = ready(
-            7,
-            outcome.ready_status(),
-            outcome.reason(),
-            &outcome.message(),
-        );
+        let status = ready(7, outcome.ready_status(), outcome.reason(), &outcome.message());
         let (health, message) = health(&user(7, Some(status)));
         assert_eq!(health, expected, "{}", outcome.reason());
         assert_eq!(message, outcome.message());
@@ -1308,15 +1050,9 @@ fn argocd_config_files_embed_health_lua_byte_for_byte() {
     let patch = yaml("argocd/argocd-cm-patch.yaml");
     assert_eq!(patch["kind"], "ConfigMap");
     assert_eq!(patch["metadata"]["name"], "argocd-cm");
-    assert!(
-        patch["data"][HEALTH_KEY] == script.as_str(),
-        "refresh argocd/argocd-cm-patch.yaml"
-    );
+    assert!(patch["data"][HEALTH_KEY] == script.as_str(), "refresh argocd/argocd-cm-patch.yaml");
     let helm = yaml("argocd/argo-cd-values.yaml");
     let embedded = &helm["configs"]["cm"][HEALTH_KEY];
-    assert!(
-        *embedded == script.as_str(),
-        "refresh argocd/argo-cd-values.yaml"
-    );
+    assert!(*embedded == script.as_str(), "refresh argocd/argo-cd-values.yaml");
     assert!(read("argocd/README.md").contains(&format!("{HEALTH_KEY}: |")));
 }

@@ -39,11 +39,7 @@ async fn sandbox() -> Sandbox {
 }
 
 async fn sandbox_with(auth: AuthMode, faults: Faults) -> Sandbox {
-    let config = SandboxConfig {
-        api_key: KEY.to_owned(),
-        auth,
-        faults,
-    };
+    let config = SandboxConfig { api_key: KEY.to_owned(), auth, faults };
     Sandbox::start_local(config).await.expect("sandbox starts")
 }
 
@@ -83,10 +79,7 @@ fn new_user(email: &str) -> NewUser {
 }
 
 fn team(uuid: &str, primary: bool) -> NewTeam {
-    NewTeam {
-        uuid: uuid.to_owned(),
-        primary,
-    }
+    NewTeam { uuid: uuid.to_owned(), primary }
 }
 
 fn seed(email: &str, first_name: &str) -> SeedUser {
@@ -96,14 +89,8 @@ fn seed(email: &str, first_name: &str) -> SeedUser {
         last_name: "Hopper".to_owned(),
         role_uuid: ROLE.to_owned(),
         teams: vec![
-            SeedTeam {
-                uuid: TEAM_B.to_owned(),
-                primary: false,
-            },
-            SeedTeam {
-                uuid: TEAM_A.to_owned(),
-                primary: true,
-            },
+            SeedTeam { uuid: TEAM_B.to_owned(), primary: false },
+            SeedTeam { uuid: TEAM_A.to_owned(), primary: true },
         ],
         seat_type: Some(SeatType::Listener),
         password: None,
@@ -112,9 +99,8 @@ fn seed(email: &str, first_name: &str) -> SeedUser {
 
 /// Serves `router` on a free loopback port; answers its base URL, ending in `/v2`.
 async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("loopback port binds");
+    let listener =
+        tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("loopback port binds");
     let addr = listener.local_addr().expect("bound address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{addr}/v2")
@@ -199,37 +185,23 @@ async fn unserved_path_error(sb: &Sandbox) -> ApiError {
 }
 
 async fn rate_limited_error(sb: &Sandbox, retry_after_secs: Option<u64>) -> ApiError {
-    sb.set_faults(Faults {
-        rate_limit_next: 1,
-        retry_after_secs,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { rate_limit_next: 1, retry_after_secs, ..Faults::default() });
     create_error(&client(&sb.base_url()), &new_user(EMAIL)).await
 }
 
 async fn server_error(sb: &Sandbox) -> ApiError {
-    sb.set_faults(Faults {
-        error_rate: 1.0,
-        error_status: 503,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { error_rate: 1.0, error_status: 503, ..Faults::default() });
     create_error(&client(&sb.base_url()), &new_user(EMAIL)).await
 }
 
 async fn commit_then_502_error(sb: &Sandbox) -> ApiError {
-    sb.set_faults(Faults {
-        commit_then_502_next: 1,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { commit_then_502_next: 1, ..Faults::default() });
     create_error(&client(&sb.base_url()), &new_user(EMAIL)).await
 }
 
 /// The create is committed, then its answer held far longer than the client waits.
 async fn timeout_error(sb: &Sandbox) -> ApiError {
-    sb.set_faults(Faults {
-        hold_after_commit_ms: 3_000,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { hold_after_commit_ms: 3_000, ..Faults::default() });
     let client = client_with(&sb.base_url(), |s| s.timeout = Duration::from_millis(300));
     create_error(&client, &new_user(EMAIL)).await
 }
@@ -281,23 +253,14 @@ async fn list_users_returns_seeded_users_with_roles_teams_and_settings() {
     let roles = user.roles.as_ref().unwrap();
     assert_eq!(roles[0].uuid.as_deref(), Some(ROLE));
     assert_eq!(roles[0].name.as_deref(), Some("Member"));
-    let teams: Vec<_> = user
-        .teams
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|t| t.uuid.as_deref())
-        .collect();
+    let teams: Vec<_> = user.teams.as_ref().unwrap().iter().map(|t| t.uuid.as_deref()).collect();
     assert_eq!(teams, [Some(TEAM_B), Some(TEAM_A)]);
 }
 
 #[tokio::test]
 async fn create_user_sends_the_documented_body_and_the_record_redacts_the_password() {
     let sb = sandbox().await;
-    client(&sb.base_url())
-        .create_user(&new_user(EMAIL))
-        .await
-        .unwrap();
+    client(&sb.base_url()).create_user(&new_user(EMAIL)).await.unwrap();
     let requests = sb.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].method, "POST");
@@ -317,10 +280,7 @@ async fn create_user_sends_the_documented_body_and_the_record_redacts_the_passwo
 #[tokio::test]
 async fn create_user_returns_the_created_user() {
     let sb = sandbox().await;
-    let created = client(&sb.base_url())
-        .create_user(&new_user(EMAIL))
-        .await
-        .unwrap();
+    let created = client(&sb.base_url()).create_user(&new_user(EMAIL)).await.unwrap();
     assert_eq!(created.uuid, sb.users()[0]["uuid"]);
     assert_eq!(created.email, EMAIL);
     assert_eq!(created.first_name.as_deref(), Some("Ada"));
@@ -333,10 +293,7 @@ async fn create_user_returns_the_created_user() {
 #[tokio::test]
 async fn create_user_delivers_the_password_to_the_sandbox() {
     let sb = sandbox().await;
-    client(&sb.base_url())
-        .create_user(&new_user(EMAIL))
-        .await
-        .unwrap();
+    client(&sb.base_url()).create_user(&new_user(EMAIL)).await.unwrap();
     assert!(sb.password_matches(EMAIL, PASSWORD));
     assert!(!sb.password_matches(EMAIL, "<redacted>"));
 }
@@ -352,29 +309,20 @@ async fn list_error(mode: AuthMode, scheme: AuthScheme) -> Option<ApiError> {
 async fn bearer_scheme_sends_bearer_and_key() {
     let unauthorized = Some(ApiError::Unauthorized { status: 401 });
     assert_eq!(list_error(AuthMode::Bearer, AuthScheme::Bearer).await, None);
-    assert_eq!(
-        list_error(AuthMode::Raw, AuthScheme::Bearer).await,
-        unauthorized
-    );
+    assert_eq!(list_error(AuthMode::Raw, AuthScheme::Bearer).await, unauthorized);
 }
 
 #[tokio::test]
 async fn raw_scheme_sends_the_bare_key() {
     let unauthorized = Some(ApiError::Unauthorized { status: 401 });
     assert_eq!(list_error(AuthMode::Raw, AuthScheme::Raw).await, None);
-    assert_eq!(
-        list_error(AuthMode::Bearer, AuthScheme::Raw).await,
-        unauthorized
-    );
+    assert_eq!(list_error(AuthMode::Bearer, AuthScheme::Raw).await, unauthorized);
 }
 
 #[tokio::test]
 async fn wrong_key_is_unauthorized_401() {
     let sb = sandbox().await;
-    assert_eq!(
-        wrong_key_error(&sb).await,
-        ApiError::Unauthorized { status: 401 }
-    );
+    assert_eq!(wrong_key_error(&sb).await, ApiError::Unauthorized { status: 401 });
     assert!(sb.users().is_empty());
 }
 
@@ -405,9 +353,7 @@ async fn unserved_path_is_not_found() {
 #[tokio::test]
 async fn rate_limit_takes_retry_after_from_the_header() {
     let error = rate_limited_error(&sandbox().await, Some(7)).await;
-    let expected = ApiError::RateLimited {
-        retry_after: Some(Duration::from_secs(7)),
-    };
+    let expected = ApiError::RateLimited { retry_after: Some(Duration::from_secs(7)) };
     assert_eq!(error, expected);
 }
 
@@ -502,18 +448,11 @@ async fn two_requests_per_second_spread_five_calls_over_at_least_one_and_a_half_
 
 #[tokio::test]
 async fn one_in_flight_serialises_three_concurrent_calls() {
-    let faults = Faults {
-        latency_ms: 200,
-        ..Faults::default()
-    };
+    let faults = Faults { latency_ms: 200, ..Faults::default() };
     let sb = sandbox_with(AuthMode::Any, faults).await;
     let client = client_with(&sb.base_url(), |s| s.max_in_flight = 1);
     let started = Instant::now();
-    let calls = tokio::join!(
-        client.list_users(),
-        client.list_users(),
-        client.list_users()
-    );
+    let calls = tokio::join!(client.list_users(), client.list_users(), client.list_users());
     let elapsed = started.elapsed();
     assert!(calls.0.is_ok() && calls.1.is_ok() && calls.2.is_ok());
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
@@ -548,10 +487,7 @@ async fn flat_created_user_is_decoded_with_unknown_fields_in_extra() {
 async fn flat_user_list_is_decoded_with_unknown_fields_in_extra() {
     let answer = r#"[{"uuid": "u-1", "email": "a@example.com"},
         {"uuid": "u-2", "email": "b@example.com", "joinOutsideHostMeetings": true}]"#;
-    let users = client(&canned(200, answer).await)
-        .list_users()
-        .await
-        .unwrap();
+    let users = client(&canned(200, answer).await).list_users().await.unwrap();
     let uuids: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
     assert_eq!(uuids, ["u-1", "u-2"]);
     assert_eq!(users[1].extra["joinOutsideHostMeetings"], true);
@@ -562,10 +498,7 @@ async fn flat_user_list_is_decoded_with_unknown_fields_in_extra() {
 async fn list_entries_without_uuid_or_email_are_skipped() {
     let answer = r#"{"data": [{"uuid": "u-1", "email": "a@example.com"},
         {"email": "no-uuid@example.com"}, {"uuid": "u-3"}]}"#;
-    let users = client(&canned(200, answer).await)
-        .list_users()
-        .await
-        .unwrap();
+    let users = client(&canned(200, answer).await).list_users().await.unwrap();
     let uuids: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
     assert_eq!(uuids, ["u-1"]);
 }
@@ -623,10 +556,7 @@ async fn update_and_delete_errors(faults: Faults) -> [ApiError; 2] {
     let update = client.update_user(&uuid, &full_update()).await;
     sb.set_faults(faults);
     let delete = client.delete_user(&uuid).await;
-    [
-        update.expect_err("update fails"),
-        delete.expect_err("delete fails"),
-    ]
+    [update.expect_err("update fails"), delete.expect_err("delete fails")]
 }
 
 /// A server answering `status` with a message quoting the `Authorization` header it got.
@@ -650,10 +580,7 @@ async fn id_echoing() -> String {
 #[tokio::test]
 async fn update_user_sends_patch_with_the_documented_names_and_the_record_redacts_the_password() {
     let (sb, uuid) = sandbox_with_grace().await;
-    client(&sb.base_url())
-        .update_user(&uuid, &full_update())
-        .await
-        .unwrap();
+    client(&sb.base_url()).update_user(&uuid, &full_update()).await.unwrap();
     let requests = sb.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].method, "PATCH");
@@ -673,14 +600,8 @@ async fn update_user_sends_patch_with_the_documented_names_and_the_record_redact
 #[tokio::test]
 async fn update_user_returns_the_changed_user() {
     let (sb, uuid) = sandbox_with_grace().await;
-    let user = client(&sb.base_url())
-        .update_user(&uuid, &full_update())
-        .await
-        .unwrap();
-    assert_eq!(
-        (user.uuid.as_str(), user.email.as_str()),
-        (uuid.as_str(), GRACE)
-    );
+    let user = client(&sb.base_url()).update_user(&uuid, &full_update()).await.unwrap();
+    assert_eq!((user.uuid.as_str(), user.email.as_str()), (uuid.as_str(), GRACE));
     assert_eq!(user.first_name.as_deref(), Some("Augusta"));
     assert_eq!(user.last_name.as_deref(), Some("King"));
     assert_eq!(user.primary_team_uuid.as_deref(), Some(TEAM_C));
@@ -692,20 +613,13 @@ async fn update_user_returns_the_changed_user() {
 async fn update_user_changes_names_role_teams_primary_team_and_seat_in_the_sandbox() {
     let (sb, uuid) = sandbox_with_grace().await;
     assert_eq!(listed(&sb, &uuid).unwrap()["primaryTeamUUID"], TEAM_A);
-    client(&sb.base_url())
-        .update_user(&uuid, &full_update())
-        .await
-        .unwrap();
+    client(&sb.base_url()).update_user(&uuid, &full_update()).await.unwrap();
     let user = listed(&sb, &uuid).expect("the user is still listed");
     assert_eq!(user["firstName"], "Augusta");
     assert_eq!(user["lastName"], "King");
     assert_eq!(user["roles"][0]["uuid"], ROLE_2);
-    let teams: Vec<&str> = user["teams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["uuid"].as_str())
-        .collect();
+    let teams: Vec<&str> =
+        user["teams"].as_array().unwrap().iter().filter_map(|t| t["uuid"].as_str()).collect();
     assert_eq!(teams, [TEAM_A, TEAM_C]);
     assert_eq!(user["primaryTeamUUID"], TEAM_C);
     assert_eq!(user["settings"]["seat_type"], "recording");
@@ -715,10 +629,7 @@ async fn update_user_changes_names_role_teams_primary_team_and_seat_in_the_sandb
 async fn update_user_delivers_the_new_password_to_the_sandbox() {
     let (sb, uuid) = sandbox_with_grace().await;
     assert!(!sb.password_matches(GRACE, NEW_PASSWORD));
-    client(&sb.base_url())
-        .update_user(&uuid, &full_update())
-        .await
-        .unwrap();
+    client(&sb.base_url()).update_user(&uuid, &full_update()).await.unwrap();
     assert!(sb.password_matches(GRACE, NEW_PASSWORD));
     assert!(!sb.password_matches(GRACE, "<redacted>"));
 }
@@ -727,37 +638,24 @@ async fn update_user_delivers_the_new_password_to_the_sandbox() {
 async fn update_stating_only_the_seat_type_keeps_a_listener_a_listener() {
     let (sb, uuid) = sandbox_with_grace().await;
     let before = listed(&sb, &uuid).unwrap();
-    let user = client(&sb.base_url())
-        .update_user(&uuid, &UserUpdate::keeping("listener"))
-        .await
-        .unwrap();
-    assert_eq!(
-        sb.requests()[0].body,
-        Some(json!({"seat_type": "listener"}))
-    );
+    let user =
+        client(&sb.base_url()).update_user(&uuid, &UserUpdate::keeping("listener")).await.unwrap();
+    assert_eq!(sb.requests()[0].body, Some(json!({"seat_type": "listener"})));
     assert_eq!(user.settings.as_ref().unwrap()["seat_type"], "listener");
     assert_eq!(listed(&sb, &uuid).unwrap(), before, "nothing changes");
     // The quirk is live in the sandbox: the same update without seat_type resets the seat.
     assert!(sb.update_user(&uuid, json!({})));
-    assert_eq!(
-        listed(&sb, &uuid).unwrap()["settings"]["seat_type"],
-        "recording"
-    );
+    assert_eq!(listed(&sb, &uuid).unwrap()["settings"]["seat_type"], "recording");
 }
 
 #[tokio::test]
 async fn wrapped_and_flat_update_answers_decode_to_the_same_user() {
     let (sb, uuid) = sandbox_with_grace().await;
     let client = client(&sb.base_url());
-    let update = UserUpdate {
-        first_name: Some("Augusta".to_owned()),
-        ..UserUpdate::keeping("listener")
-    };
+    let update =
+        UserUpdate { first_name: Some("Augusta".to_owned()), ..UserUpdate::keeping("listener") };
     let wrapped = client.update_user(&uuid, &update).await.unwrap();
-    sb.set_faults(Faults {
-        flat_update_answers: true,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { flat_update_answers: true, ..Faults::default() });
     let flat = client.update_user(&uuid, &update).await.unwrap();
     assert_eq!(flat, wrapped);
     assert_eq!(flat.uuid, uuid);
@@ -769,9 +667,7 @@ async fn wrapped_and_flat_update_answers_decode_to_the_same_user() {
 async fn update_of_an_unknown_uuid_is_not_found() {
     let (sb, _) = sandbox_with_grace().await;
     let before = sb.users();
-    let answer = client(&sb.base_url())
-        .update_user(UNKNOWN_UUID, &full_update())
-        .await;
+    let answer = client(&sb.base_url()).update_user(UNKNOWN_UUID, &full_update()).await;
     assert_eq!(answer, Err(ApiError::NotFound));
     assert_eq!(sb.users(), before);
 }
@@ -780,10 +676,8 @@ async fn update_of_an_unknown_uuid_is_not_found() {
 async fn update_removing_every_team_is_rejected_400_and_changes_nothing() {
     let (sb, uuid) = sandbox_with_grace().await;
     let before = sb.users();
-    let error = client(&sb.base_url())
-        .update_user(&uuid, &removing_every_team())
-        .await
-        .unwrap_err();
+    let error =
+        client(&sb.base_url()).update_user(&uuid, &removing_every_team()).await.unwrap_err();
     let (status, excerpt) = rejected(error);
     assert_eq!(status, 400);
     assert!(excerpt.contains("at least one team"), "{excerpt}");
@@ -816,10 +710,7 @@ async fn delete_of_an_unknown_uuid_is_not_found() {
 #[tokio::test]
 async fn delete_where_the_api_has_no_delete_is_rejected_405() {
     let (sb, uuid) = sandbox_with_grace().await;
-    sb.set_faults(Faults {
-        delete_unsupported: true,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { delete_unsupported: true, ..Faults::default() });
     let error = client(&sb.base_url()).delete_user(&uuid).await.unwrap_err();
     assert_eq!(rejected(error).0, 405);
     assert!(listed(&sb, &uuid).is_some());
@@ -827,25 +718,15 @@ async fn delete_where_the_api_has_no_delete_is_rejected_405() {
 
 #[tokio::test]
 async fn update_and_delete_rate_limits_keep_the_retry_after_delay() {
-    let faults = Faults {
-        rate_limit_next: 1,
-        retry_after_secs: Some(7),
-        ..Faults::default()
-    };
-    let expected = ApiError::RateLimited {
-        retry_after: Some(Duration::from_secs(7)),
-    };
+    let faults = Faults { rate_limit_next: 1, retry_after_secs: Some(7), ..Faults::default() };
+    let expected = ApiError::RateLimited { retry_after: Some(Duration::from_secs(7)) };
     let errors = update_and_delete_errors(faults).await;
     assert_eq!(errors, [expected.clone(), expected]);
 }
 
 #[tokio::test]
 async fn update_and_delete_server_errors_are_unavailable() {
-    let faults = Faults {
-        error_rate: 1.0,
-        error_status: 503,
-        ..Faults::default()
-    };
+    let faults = Faults { error_rate: 1.0, error_status: 503, ..Faults::default() };
     for error in update_and_delete_errors(faults).await {
         let detail = unavailable_detail(error);
         assert!(detail.starts_with("status 503"), "{detail}");
@@ -854,47 +735,21 @@ async fn update_and_delete_server_errors_are_unavailable() {
 
 #[tokio::test]
 async fn no_update_or_delete_error_text_shows_the_key_or_the_new_password() {
-    let rate_limit = Faults {
-        rate_limit_next: 1,
-        retry_after_secs: Some(7),
-        ..Faults::default()
-    };
-    let server_error = Faults {
-        error_rate: 1.0,
-        ..Faults::default()
-    };
+    let rate_limit = Faults { rate_limit_next: 1, retry_after_secs: Some(7), ..Faults::default() };
+    let server_error = Faults { error_rate: 1.0, ..Faults::default() };
     let mut errors = Vec::from(update_and_delete_errors(rate_limit).await);
     errors.extend(update_and_delete_errors(server_error).await);
     let (sb, uuid) = sandbox_with_grace().await;
     let right = client(&sb.base_url());
     let wrong = client_with(&sb.base_url(), |s| s.api_key = WRONG_KEY.to_owned());
-    errors.push(
-        right
-            .update_user(UNKNOWN_UUID, &full_update())
-            .await
-            .unwrap_err(),
-    );
-    errors.push(
-        right
-            .update_user(&uuid, &removing_every_team())
-            .await
-            .unwrap_err(),
-    );
+    errors.push(right.update_user(UNKNOWN_UUID, &full_update()).await.unwrap_err());
+    errors.push(right.update_user(&uuid, &removing_every_team()).await.unwrap_err());
     errors.push(wrong.update_user(&uuid, &full_update()).await.unwrap_err());
     errors.push(wrong.delete_user(&uuid).await.unwrap_err());
-    sb.set_faults(Faults {
-        delete_unsupported: true,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { delete_unsupported: true, ..Faults::default() });
     errors.push(right.delete_user(&uuid).await.unwrap_err());
     let reasons: BTreeSet<&str> = errors.iter().map(ApiError::reason).collect();
-    let every = [
-        "NotFound",
-        "RateLimited",
-        "Rejected",
-        "Unauthorized",
-        "Unavailable",
-    ];
+    let every = ["NotFound", "RateLimited", "Rejected", "Unauthorized", "Unavailable"];
     assert_eq!(reasons, BTreeSet::from(every));
     for error in &errors {
         assert_secret_free(error);
@@ -912,10 +767,7 @@ async fn echoed_key_and_new_password_are_redacted_in_update_and_delete_errors() 
         let text = error.to_string();
         assert!(text.contains("password <redacted> is too weak"), "{text}");
         assert!(text.contains("for Bearer <redacted>"), "{text}");
-        let error = client(&key_echoing(status).await)
-            .delete_user(UNKNOWN_UUID)
-            .await
-            .unwrap_err();
+        let error = client(&key_echoing(status).await).delete_user(UNKNOWN_UUID).await.unwrap_err();
         assert_secret_free(&error);
         let text = error.to_string();
         assert!(text.contains("Bearer <redacted> may not delete"), "{text}");
@@ -926,18 +778,14 @@ async fn echoed_key_and_new_password_are_redacted_in_update_and_delete_errors() 
 async fn a_uuid_needing_escapes_is_sent_as_one_escaped_path_segment() {
     let sb = sandbox().await;
     let client = client(&sb.base_url());
-    let update = client
-        .update_user(ODD_ID, &UserUpdate::keeping("listener"))
-        .await;
+    let update = client.update_user(ODD_ID, &UserUpdate::keeping("listener")).await;
     let delete = client.delete_user(ODD_ID).await;
     assert_eq!(update, Err(ApiError::NotFound));
     assert_eq!(delete, Err(ApiError::NotFound));
     let path = format!("/v2/organizations/users/{ODD_ID_ESCAPED}");
     let requests = sb.requests();
-    let sent: Vec<(&str, &str)> = requests
-        .iter()
-        .map(|r| (r.method.as_str(), r.path.as_str()))
-        .collect();
+    let sent: Vec<(&str, &str)> =
+        requests.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
     assert_eq!(sent, [("PATCH", path.as_str()), ("DELETE", path.as_str())]);
 }
 
@@ -955,9 +803,7 @@ async fn empty_and_dot_segment_uuids_never_address_the_user_collection() {
     let sb = sandbox().await;
     let client = client(&sb.base_url());
     for id in ["", ".", ".."] {
-        let update = client
-            .update_user(id, &UserUpdate::keeping("listener"))
-            .await;
+        let update = client.update_user(id, &UserUpdate::keeping("listener")).await;
         assert!(update.is_err(), "update of {id:?}");
         assert!(client.delete_user(id).await.is_err(), "delete of {id:?}");
     }

@@ -44,25 +44,13 @@ struct Cluster {
 impl Cluster {
     /// Installs the CRD, makes a fresh namespace and starts the sandbox (not the controller).
     async fn prepare(faults: Faults) -> Cluster {
-        let client = Client::try_default()
-            .await
-            .expect("KUBECONFIG points at a cluster");
+        let client = Client::try_default().await.expect("KUBECONFIG points at a cluster");
         install_crd(&client).await;
-        let namespace = format!(
-            "atu-test-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let namespace = format!("atu-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let object = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &object)
-            .await
-            .unwrap();
-        let config = SandboxConfig {
-            api_key: API_KEY.to_owned(),
-            auth: AuthMode::Bearer,
-            faults,
-        };
+        namespaces.create(&PostParams::default(), &object).await.unwrap();
+        let config = SandboxConfig { api_key: API_KEY.to_owned(), auth: AuthMode::Bearer, faults };
         let sandbox = Sandbox::start_local(config).await.unwrap();
         let settings = Settings {
             resync_interval: Duration::from_secs(30),
@@ -71,13 +59,7 @@ impl Cluster {
             namespaces: vec![namespace.clone()],
             ..Settings::default()
         };
-        Cluster {
-            client,
-            namespace,
-            sandbox,
-            settings,
-            controller: None,
-        }
+        Cluster { client, namespace, sandbox, settings, controller: None }
     }
 
     async fn start(faults: Faults) -> Cluster {
@@ -135,10 +117,7 @@ impl Cluster {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut secret = support::secret(name, key, value);
         secret.metadata.namespace = Some(self.namespace.clone());
-        secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
+        secrets.create(&PostParams::default(), &secret).await.unwrap();
     }
 
     /// Waits until the Ready condition of `name` has `reason`, and returns the object.
@@ -169,28 +148,18 @@ impl Cluster {
     }
 
     fn requests(&self, method: &str) -> usize {
-        self.sandbox
-            .requests()
-            .iter()
-            .filter(|r| r.method == method)
-            .count()
+        self.sandbox.requests().iter().filter(|r| r.method == method).count()
     }
 
     /// The sandbox's user with this email, as a list shows it.
     fn remote(&self, email: &str) -> Option<serde_json::Value> {
-        self.sandbox
-            .users()
-            .into_iter()
-            .find(|user| user["email"] == email)
+        self.sandbox.users().into_iter().find(|user| user["email"] == email)
     }
 
     /// Applies a JSON merge patch to the resource, as `kubectl patch --type merge` does.
     async fn patch(&self, name: &str, patch: serde_json::Value) {
         let params = PatchParams::default();
-        self.users()
-            .patch(name, &params, &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        self.users().patch(name, &params, &Patch::Merge(&patch)).await.unwrap();
     }
 
     /// Waits until `name` no longer exists.
@@ -198,18 +167,14 @@ impl Cluster {
         let users = self.users();
         let gone =
             eventually(|| async { users.get_opt(name).await.unwrap().is_none().then_some(()) });
-        gone.await
-            .unwrap_or_else(|| panic!("{name} was never released"));
+        gone.await.unwrap_or_else(|| panic!("{name} was never released"));
     }
 
     /// Stops the controller and deletes the namespace; called at the end of a passing test.
     async fn finish(mut self) {
         self.kill_controller();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        namespaces
-            .delete(&self.namespace, &DeleteParams::default())
-            .await
-            .unwrap();
+        namespaces.delete(&self.namespace, &DeleteParams::default()).await.unwrap();
     }
 }
 
@@ -218,16 +183,11 @@ async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_yaml::from_str(&crd_yaml()).unwrap();
     let params = PatchParams::apply(TEST_MANAGER).force();
-    crds.patch(&crd.name_any(), &params, &Patch::Apply(&crd))
-        .await
-        .unwrap();
+    crds.patch(&crd.name_any(), &params, &Patch::Apply(&crd)).await.unwrap();
     eventually(|| async {
         let crd = crds.get(&crd.name_any()).await.ok()?;
         let conditions = crd.status?.conditions?;
-        conditions
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
+        conditions.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
     })
     .await
     .expect("the CRD becomes established");
@@ -263,10 +223,7 @@ fn admission_message(error: kube::Error) -> String {
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn a_valid_user_is_created_once_and_shown_ready() {
     let cluster = Cluster::start(Faults::default()).await;
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
 
     let user = cluster.wait_for_reason("ada", "Created").await;
 
@@ -275,10 +232,7 @@ async fn a_valid_user_is_created_once_and_shown_ready() {
     assert_eq!(ready.status, "True");
     assert_eq!(status.observed_generation, user.metadata.generation);
     assert_eq!(status.origin, Some(Origin::Created));
-    assert_eq!(
-        status.uuid.as_deref(),
-        cluster.sandbox.users()[0]["uuid"].as_str()
-    );
+    assert_eq!(status.uuid.as_deref(), cluster.sandbox.users()[0]["uuid"].as_str());
     assert_eq!(cluster.creates(), 1);
     let events = eventually(|| async {
         let events = cluster.events("ada").await;
@@ -294,10 +248,7 @@ async fn a_valid_user_is_created_once_and_shown_ready() {
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn status_is_written_through_the_status_subresource_only() {
     let cluster = Cluster::start(Faults::default()).await;
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
 
     let user = cluster.wait_for_reason("ada", "Created").await;
 
@@ -306,19 +257,12 @@ async fn status_is_written_through_the_status_subresource_only() {
         .iter()
         .filter(|entry| entry.manager.as_deref() == Some(MANAGER))
         .collect();
-    assert!(
-        !ours.is_empty(),
-        "the operator's field manager wrote nothing"
-    );
+    assert!(!ours.is_empty(), "the operator's field manager wrote nothing");
     for entry in ours {
         assert_eq!(entry.subresource.as_deref(), Some("status"), "{entry:?}");
         assert_eq!(entry.operation.as_deref(), Some("Apply"));
     }
-    assert_eq!(
-        user.metadata.generation,
-        Some(1),
-        "the spec was never changed"
-    );
+    assert_eq!(user.metadata.generation, Some(1), "the spec was never changed");
     cluster.finish().await;
 }
 
@@ -327,10 +271,7 @@ async fn status_is_written_through_the_status_subresource_only() {
 async fn an_existing_email_is_adopted_without_a_create() {
     let cluster = Cluster::start(Faults::default()).await;
     let uuid = cluster.sandbox.insert_user(seed("Ada@Example.com"));
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
 
     let user = cluster.wait_for_reason("ada", "Adopted").await;
 
@@ -361,20 +302,12 @@ async fn invalid_specs_are_refused_at_admission_with_plain_messages() {
     match cluster.apply(two_primaries).await {
         Err(error) => {
             let message = admission_message(error);
-            assert!(
-                message.contains("at most one team can be primary"),
-                "{message}"
-            );
+            assert!(message.contains("at most one team can be primary"), "{message}");
         }
         Ok(_) => {
-            let user = cluster
-                .wait_for_reason("two-primaries", "InvalidSpec")
-                .await;
+            let user = cluster.wait_for_reason("two-primaries", "InvalidSpec").await;
             let message = user.status.unwrap().ready().unwrap().message.clone();
-            assert!(
-                message.contains("at most one team can be primary"),
-                "{message}"
-            );
+            assert!(message.contains("at most one team can be primary"), "{message}");
         }
     }
     assert_eq!(cluster.creates(), 0);
@@ -385,17 +318,11 @@ async fn invalid_specs_are_refused_at_admission_with_plain_messages() {
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn the_email_cannot_be_changed_once_set() {
     let cluster = Cluster::start(Faults::default()).await;
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
     cluster.wait_for_reason("ada", "Created").await;
 
     let patch = json!({"spec": {"email": "ada@example.org"}});
-    let result = cluster
-        .users()
-        .patch("ada", &PatchParams::default(), &Patch::Merge(&patch))
-        .await;
+    let result = cluster.users().patch("ada", &PatchParams::default(), &Patch::Merge(&patch)).await;
 
     match result {
         Err(error) => {
@@ -418,22 +345,13 @@ async fn a_password_secret_that_appears_later_is_used_for_the_create() {
 
     let waiting = cluster.wait_for_reason("ada", "SecretMissing").await;
     let message = waiting.status.unwrap().ready().unwrap().message.clone();
-    assert!(
-        message.contains("Secret ada-password does not exist"),
-        "{message}"
-    );
+    assert!(message.contains("Secret ada-password does not exist"), "{message}");
     assert_eq!(cluster.creates(), 0);
 
-    cluster
-        .add_secret("ada-password", "password", PASSWORD)
-        .await;
+    cluster.add_secret("ada-password", "password", PASSWORD).await;
     let user = cluster.wait_for_reason("ada", "Created").await;
 
-    assert!(
-        cluster
-            .sandbox
-            .password_matches("ada@example.com", PASSWORD)
-    );
+    assert!(cluster.sandbox.password_matches("ada@example.com", PASSWORD));
     let written = serde_json::to_string(&user).unwrap();
     assert!(!written.contains(PASSWORD));
     let events = cluster.events("ada").await;
@@ -445,15 +363,9 @@ async fn a_password_secret_that_appears_later_is_used_for_the_create() {
 #[tokio::test]
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn a_controller_killed_between_create_and_status_write_creates_nothing_twice() {
-    let faults = Faults {
-        hold_after_commit_ms: 10_000,
-        ..Faults::default()
-    };
+    let faults = Faults { hold_after_commit_ms: 10_000, ..Faults::default() };
     let mut cluster = Cluster::start(faults).await;
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
 
     let committed = eventually(|| async { (!cluster.sandbox.users().is_empty()).then_some(()) });
     committed.await.expect("the create reaches the sandbox");
@@ -473,10 +385,7 @@ async fn a_controller_killed_between_create_and_status_write_creates_nothing_twi
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn a_healthy_user_costs_no_further_calls_until_the_resync() {
     let cluster = Cluster::start(Faults::default()).await;
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
     let ready = cluster.wait_for_reason("ada", "Created").await;
     // Let the reconciles triggered by the operator's own status writes run.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -485,11 +394,7 @@ async fn a_healthy_user_costs_no_further_calls_until_the_resync() {
 
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    assert!(
-        cluster.sandbox.requests().is_empty(),
-        "{:?}",
-        cluster.sandbox.requests()
-    );
+    assert!(cluster.sandbox.requests().is_empty(), "{:?}", cluster.sandbox.requests());
     let after = cluster.users().get("ada").await.unwrap();
     assert_eq!(after.resource_version(), version, "nothing was written");
     assert_eq!(after.status, ready.status);
@@ -500,18 +405,10 @@ async fn a_healthy_user_costs_no_further_calls_until_the_resync() {
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn a_spec_edit_is_applied_with_one_patch() {
     let cluster = Cluster::start(Faults::default()).await;
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
     cluster.wait_for_reason("ada", "Created").await;
 
-    cluster
-        .patch(
-            "ada",
-            json!({"spec": {"lastName": "Byron", "seatType": "listener"}}),
-        )
-        .await;
+    cluster.patch("ada", json!({"spec": {"lastName": "Byron", "seatType": "listener"}})).await;
 
     let changed = eventually(|| async {
         let user = cluster.remote("ada@example.com")?;
@@ -527,10 +424,7 @@ async fn a_spec_edit_is_applied_with_one_patch() {
     assert_eq!(cluster.requests("PATCH"), 1);
     let updated = eventually(|| async {
         let events = cluster.events("ada").await;
-        events
-            .iter()
-            .any(|(reason, _)| reason == "Updated")
-            .then_some(())
+        events.iter().any(|(reason, _)| reason == "Updated").then_some(())
     });
     updated.await.expect("an Updated Event");
     cluster.finish().await;
@@ -544,17 +438,8 @@ async fn a_change_made_in_the_app_is_corrected_at_the_next_resync() {
         settings.directory_max_age = Duration::ZERO;
     })
     .await;
-    cluster
-        .apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await
-        .unwrap();
-    let uuid = cluster
-        .wait_for_reason("ada", "Created")
-        .await
-        .status
-        .unwrap()
-        .uuid
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").build()).await.unwrap();
+    let uuid = cluster.wait_for_reason("ada", "Created").await.status.unwrap().uuid.unwrap();
 
     let edit = json!({"lastName": "Changed", "seat_type": "recording"});
     assert!(cluster.sandbox.update_user(&uuid, edit));
@@ -562,9 +447,7 @@ async fn a_change_made_in_the_app_is_corrected_at_the_next_resync() {
     let corrected = eventually(|| async {
         (cluster.remote("ada@example.com")?["lastName"] == "Lovelace").then_some(())
     });
-    corrected
-        .await
-        .expect("the operator puts the last name back");
+    corrected.await.expect("the operator puts the last name back");
     cluster.finish().await;
 }
 
@@ -576,19 +459,14 @@ async fn observe_reports_drift_and_changes_nothing() {
     existing.last_name = "Byron".to_owned();
     cluster.sandbox.insert_user(existing);
     let observe = |u: &mut AttentionUser| u.spec.management_policy = ManagementPolicy::Observe;
-    let user = UserBuilder::new("ada", "ada@example.com")
-        .with(observe)
-        .build();
+    let user = UserBuilder::new("ada", "ada@example.com").with(observe).build();
     cluster.apply(user).await.unwrap();
 
     let drifted = cluster.wait_for_reason("ada", "Drifted").await;
 
     let drift = drifted.status.unwrap().drift;
     assert_eq!(drift.len(), 1, "{drift:?}");
-    assert_eq!(
-        (drift[0].field.as_str(), drift[0].desired.as_str()),
-        ("lastName", "Lovelace")
-    );
+    assert_eq!((drift[0].field.as_str(), drift[0].desired.as_str()), ("lastName", "Lovelace"));
     assert_eq!(drift[0].actual, "Byron");
     assert_eq!(cluster.requests("POST") + cluster.requests("PATCH"), 0);
     cluster.finish().await;
@@ -598,9 +476,7 @@ async fn observe_reports_drift_and_changes_nothing() {
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn a_rotated_password_secret_is_sent_at_once() {
     let cluster = Cluster::start(Faults::default()).await;
-    cluster
-        .add_secret("ada-password", "password", PASSWORD)
-        .await;
+    cluster.add_secret("ada-password", "password", PASSWORD).await;
     let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
     cluster.apply(user.build()).await.unwrap();
     let created = cluster.wait_for_reason("ada", "Created").await;
@@ -610,20 +486,12 @@ async fn a_rotated_password_secret_is_sent_at_once() {
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let patch = json!({"stringData": {"password": rotated}});
     let params = PatchParams::default();
-    secrets
-        .patch("ada-password", &params, &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    secrets.patch("ada-password", &params, &Patch::Merge(&patch)).await.unwrap();
 
     let applied = eventually(|| async {
-        cluster
-            .sandbox
-            .password_matches("ada@example.com", rotated)
-            .then_some(())
+        cluster.sandbox.password_matches("ada@example.com", rotated).then_some(())
     });
-    applied
-        .await
-        .expect("the rotated password reaches Attention without a resync");
+    applied.await.expect("the rotated password reaches Attention without a resync");
     let status = eventually(|| async {
         let status = cluster.users().get("ada").await.ok()?.status?;
         (status.password_version.as_ref()? != &first_version).then_some(status)
@@ -640,18 +508,8 @@ async fn a_rotated_password_secret_is_sent_at_once() {
 async fn deleting_follows_each_resources_deletion_policy() {
     let cluster = Cluster::start(Faults::default()).await;
     let delete = |u: &mut AttentionUser| u.spec.deletion_policy = Some(DeletionPolicy::Delete);
-    cluster
-        .apply(
-            UserBuilder::new("ada", "ada@example.com")
-                .with(delete)
-                .build(),
-        )
-        .await
-        .unwrap();
-    cluster
-        .apply(UserBuilder::new("bob", "bob@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").with(delete).build()).await.unwrap();
+    cluster.apply(UserBuilder::new("bob", "bob@example.com").build()).await.unwrap();
     let ada = cluster.wait_for_reason("ada", "Created").await;
     let bob = cluster.wait_for_reason("bob", "Created").await;
     let finalizers = eventually(|| async {
@@ -663,43 +521,23 @@ async fn deleting_follows_each_resources_deletion_policy() {
     assert_eq!(ada.status.unwrap().origin, Some(Origin::Created));
 
     for name in ["ada", "bob"] {
-        cluster
-            .users()
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
+        cluster.users().delete(name, &DeleteParams::default()).await.unwrap();
     }
     cluster.wait_gone("ada").await;
     cluster.wait_gone("bob").await;
 
-    assert!(
-        cluster.remote("ada@example.com").is_none(),
-        "Delete removed the user"
-    );
-    assert!(
-        cluster.remote("bob@example.com").is_some(),
-        "Retain kept the user"
-    );
+    assert!(cluster.remote("ada@example.com").is_none(), "Delete removed the user");
+    assert!(cluster.remote("bob@example.com").is_some(), "Retain kept the user");
     cluster.finish().await;
 }
 
 #[tokio::test]
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn a_delete_attention_refuses_lets_the_resource_go_after_bounded_attempts() {
-    let faults = Faults {
-        delete_unsupported: true,
-        ..Faults::default()
-    };
+    let faults = Faults { delete_unsupported: true, ..Faults::default() };
     let cluster = Cluster::start(faults).await;
     let delete = |u: &mut AttentionUser| u.spec.deletion_policy = Some(DeletionPolicy::Delete);
-    cluster
-        .apply(
-            UserBuilder::new("ada", "ada@example.com")
-                .with(delete)
-                .build(),
-        )
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").with(delete).build()).await.unwrap();
     cluster.wait_for_reason("ada", "Created").await;
     let has_finalizer = eventually(|| async {
         let ada = cluster.users().get("ada").await.ok()?;
@@ -707,28 +545,13 @@ async fn a_delete_attention_refuses_lets_the_resource_go_after_bounded_attempts(
     });
     has_finalizer.await.expect("the finalizer is added");
 
-    cluster
-        .users()
-        .delete("ada", &DeleteParams::default())
-        .await
-        .unwrap();
+    cluster.users().delete("ada", &DeleteParams::default()).await.unwrap();
     cluster.wait_gone("ada").await;
 
-    assert!(
-        cluster.remote("ada@example.com").is_some(),
-        "the user stays in place"
-    );
+    assert!(cluster.remote("ada@example.com").is_some(), "the user stays in place");
     assert_eq!(cluster.requests("DELETE"), MAX_DELETE_ATTEMPTS as usize);
-    let reasons: Vec<String> = cluster
-        .events("ada")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    assert!(
-        reasons.iter().any(|r| r == "DeletionAbandoned"),
-        "{reasons:?}"
-    );
+    let reasons: Vec<String> = cluster.events("ada").await.into_iter().map(|(r, _)| r).collect();
+    assert!(reasons.iter().any(|r| r == "DeletionAbandoned"), "{reasons:?}");
     cluster.finish().await;
 }
 
@@ -739,25 +562,13 @@ async fn a_paused_resource_calls_nothing_until_resumed() {
     let paused = |u: &mut AttentionUser| {
         u.metadata.annotations = Some([(PAUSED_ANNOTATION.to_owned(), "true".to_owned())].into());
     };
-    cluster
-        .apply(
-            UserBuilder::new("ada", "ada@example.com")
-                .with(paused)
-                .build(),
-        )
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("ada", "ada@example.com").with(paused).build()).await.unwrap();
 
     let user = cluster.wait_for_reason("ada", "Paused").await;
     assert_eq!(user.status.unwrap().ready().unwrap().status, "Unknown");
     assert!(cluster.sandbox.requests().is_empty());
 
-    cluster
-        .patch(
-            "ada",
-            json!({"metadata": {"annotations": {PAUSED_ANNOTATION: null}}}),
-        )
-        .await;
+    cluster.patch("ada", json!({"metadata": {"annotations": {PAUSED_ANNOTATION: null}}})).await;
     cluster.wait_for_reason("ada", "Created").await;
     assert_eq!(cluster.creates(), 1);
     cluster.finish().await;
@@ -767,35 +578,18 @@ async fn a_paused_resource_calls_nothing_until_resumed() {
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn of_two_resources_with_one_email_the_first_keeps_it() {
     let cluster = Cluster::start(Faults::default()).await;
-    cluster
-        .apply(UserBuilder::new("first", "ada@example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("first", "ada@example.com").build()).await.unwrap();
     cluster.wait_for_reason("first", "Created").await;
 
-    cluster
-        .apply(UserBuilder::new("second", "Ada@Example.com").build())
-        .await
-        .unwrap();
+    cluster.apply(UserBuilder::new("second", "Ada@Example.com").build()).await.unwrap();
     let second = cluster.wait_for_reason("second", "Conflict").await;
     let message = second.status.unwrap().ready().unwrap().message.clone();
-    assert!(
-        message.contains(&format!("{}/first", cluster.namespace)),
-        "{message}"
-    );
+    assert!(message.contains(&format!("{}/first", cluster.namespace)), "{message}");
     assert_eq!(cluster.creates(), 1);
 
-    cluster
-        .users()
-        .delete("first", &DeleteParams::default())
-        .await
-        .unwrap();
+    cluster.users().delete("first", &DeleteParams::default()).await.unwrap();
     cluster.wait_gone("first").await;
     cluster.wait_for_reason("second", "Adopted").await;
-    assert_eq!(
-        cluster.creates(),
-        1,
-        "the second took the user over, it did not create one"
-    );
+    assert_eq!(cluster.creates(), 1, "the second took the user over, it did not create one");
     cluster.finish().await;
 }

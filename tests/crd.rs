@@ -36,11 +36,7 @@ fn object(email: &str, teams: Value) -> Value {
 fn refusals(object: &Value, old: Option<&Value>) -> Vec<String> {
     match Validator::new().validate(&schema(), object, old) {
         Ok(()) => Vec::new(),
-        Err(errors) => errors
-            .as_slice()
-            .iter()
-            .map(|e| e.message.clone())
-            .collect(),
+        Err(errors) => errors.as_slice().iter().map(|e| e.message.clone()).collect(),
     }
 }
 
@@ -117,9 +113,7 @@ fn crd_names_columns_and_status_subresource() {
 fn every_spec_and_status_field_is_documented() {
     let schema = schema();
     for part in ["spec", "status"] {
-        let properties = schema["properties"][part]["properties"]
-            .as_object()
-            .unwrap();
+        let properties = schema["properties"][part]["properties"].as_object().unwrap();
         for (name, field) in properties {
             let description = field["description"].as_str().unwrap_or("");
             assert!(!description.is_empty(), "{part}.{name} has no description");
@@ -151,28 +145,17 @@ fn the_email_cannot_be_changed() {
     let moved = object("ada@example.org", teams);
     let refused = refusals(&moved, Some(&old));
     assert_eq!(refused.len(), 1);
-    assert!(
-        refused[0].starts_with("email cannot be changed"),
-        "{refused:?}"
-    );
+    assert!(refused[0].starts_with("email cannot be changed"), "{refused:?}");
 }
 
 #[test]
 fn cel_rules_use_only_fields_kubernetes_1_24_knows() {
     for (path, node) in rule_nodes() {
         for rule in node["x-kubernetes-validations"].as_array().unwrap() {
-            let mut keys: Vec<&str> = rule
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
+            let mut keys: Vec<&str> =
+                rule.as_object().unwrap().keys().map(String::as_str).collect();
             keys.sort_unstable();
-            assert_eq!(
-                keys,
-                ["message", "rule"],
-                "rule at {path} uses newer fields"
-            );
+            assert_eq!(keys, ["message", "rule"], "rule at {path} uses newer fields");
         }
     }
 }
@@ -180,10 +163,7 @@ fn cel_rules_use_only_fields_kubernetes_1_24_knows() {
 #[test]
 fn everything_a_cel_rule_touches_is_bounded() {
     let nodes = rule_nodes();
-    assert!(
-        nodes.len() >= 2,
-        "expected rules on spec.email and spec.teams"
-    );
+    assert!(nodes.len() >= 2, "expected rules on spec.email and spec.teams");
     for (path, node) in nodes {
         assert_eq!(unbounded(&node, &path), Vec::<String>::new());
         let compiled = compile_schema(&node);

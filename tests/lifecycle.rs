@@ -26,10 +26,7 @@ const USERS: &str = "/v2/organizations/users";
 fn memberships(teams: &[(&str, bool)]) -> Vec<TeamMembership> {
     teams
         .iter()
-        .map(|(uuid, primary)| TeamMembership {
-            uuid: (*uuid).to_owned(),
-            primary: *primary,
-        })
+        .map(|(uuid, primary)| TeamMembership { uuid: (*uuid).to_owned(), primary: *primary })
         .collect()
 }
 
@@ -87,8 +84,7 @@ fn object_patches(h: &Harness) -> Vec<KubeCall> {
 /// harness, with the requests of that reconcile only, and the user's UUID.
 async fn created_then_edited() -> (Harness, String) {
     let mut h = Harness::start().await;
-    h.apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
     let uuid = h.uuid("ada");
     h.restart();
     h.sandbox.clear_requests();
@@ -175,10 +171,7 @@ async fn after_an_update_a_fresh_list_finds_nothing_left_to_change() {
 async fn moving_only_the_primary_flag_adds_that_team_again_as_primary() {
     let h = Harness::start().await;
     let mut seeded = seed("ada@example.com");
-    seeded.teams.push(SeedTeam {
-        uuid: TEAM_B.to_owned(),
-        primary: false,
-    });
+    seeded.teams.push(SeedTeam { uuid: TEAM_B.to_owned(), primary: false });
     let uuid = h.sandbox.insert_user(seeded);
 
     let user = UserBuilder::new("ada", "ada@example.com").teams(&[(TEAM_A, false), (TEAM_B, true)]);
@@ -198,8 +191,7 @@ async fn moving_only_the_primary_flag_adds_that_team_again_as_primary() {
 #[tokio::test]
 async fn a_role_and_team_edit_right_after_creation_is_applied_without_waiting_for_a_list() {
     let h = Harness::start().await;
-    h.apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
     let uuid = h.uuid("ada");
     h.sandbox.clear_requests();
     h.kube.edit("ada", |u| {
@@ -236,16 +228,9 @@ async fn when_nothing_differs_nothing_is_sent() {
     h.restart();
     h.reconcile("ada").await;
 
-    assert_eq!(
-        h.api_calls(),
-        [format!("GET {USERS}"), format!("GET {USERS}")]
-    );
+    assert_eq!(h.api_calls(), [format!("GET {USERS}"), format!("GET {USERS}")]);
     assert_eq!(h.ready("ada"), ready("True", "Adopted"));
-    assert_eq!(
-        h.kube.status_writes().len(),
-        1,
-        "the second run wrote nothing"
-    );
+    assert_eq!(h.kube.status_writes().len(), 1, "the second run wrote nothing");
 }
 
 // Drift from the other side
@@ -253,8 +238,7 @@ async fn when_nothing_differs_nothing_is_sent() {
 #[tokio::test]
 async fn a_change_behind_the_operators_back_is_corrected_on_the_next_fresh_list() {
     let mut h = Harness::start().await;
-    h.apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
     let uuid = h.uuid("ada");
     let changed = h.sandbox.update_user(
         &uuid,
@@ -294,19 +278,11 @@ async fn observe_reports_every_difference_in_status_and_changes_nothing() {
     let mut seeded = seed("ada@example.com");
     seeded.last_name = "Byron".into();
     seeded.role_uuid = OTHER_ROLE.into();
-    seeded.teams = vec![SeedTeam {
-        uuid: TEAM_B.to_owned(),
-        primary: true,
-    }];
+    seeded.teams = vec![SeedTeam { uuid: TEAM_B.to_owned(), primary: true }];
     seeded.seat_type = Some(attention_operator::sandbox::SeatType::Listener);
     let uuid = h.sandbox.insert_user(seeded);
 
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(observe)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(observe).build()).await;
     h.reconcile("ada").await;
 
     assert_eq!(h.api_writes(), Vec::<String>::new());
@@ -329,8 +305,7 @@ async fn observe_reports_every_difference_in_status_and_changes_nothing() {
     assert_eq!(status.uuid, Some(uuid));
     assert_eq!(h.ready("ada"), ready("False", "Drifted"));
     assert!(
-        h.message("ada")
-            .contains("on lastName, roleUUID, teams, primaryTeam, seatType;"),
+        h.message("ada").contains("on lastName, roleUUID, teams, primaryTeam, seatType;"),
         "{}",
         h.message("ada")
     );
@@ -342,18 +317,10 @@ async fn observed_drift_clears_once_the_user_is_back_in_line() {
     let mut seeded = seed("ada@example.com");
     seeded.last_name = "Byron".into();
     let uuid = h.sandbox.insert_user(seeded);
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(observe)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(observe).build()).await;
     assert_eq!(h.ready("ada"), ready("False", "Drifted"));
 
-    assert!(
-        h.sandbox
-            .update_user(&uuid, json!({"lastName": "Lovelace"}))
-    );
+    assert!(h.sandbox.update_user(&uuid, json!({"lastName": "Lovelace"})));
     h.restart();
     h.reconcile("ada").await;
 
@@ -366,12 +333,7 @@ async fn observed_drift_clears_once_the_user_is_back_in_line() {
 async fn observe_without_a_user_reports_not_present_and_creates_nothing() {
     let h = Harness::start().await;
 
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(observe)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(observe).build()).await;
 
     assert_eq!(h.api_calls(), [format!("GET {USERS}")]);
     assert_eq!(h.ready("ada"), ready("False", "NotPresent"));
@@ -386,11 +348,9 @@ async fn refuse_leaves_an_existing_user_alone() {
     let h = Harness::start().await;
     let uuid = h.sandbox.insert_user(seed("ada@example.com"));
     let refuse = |u: &mut AttentionUser| u.spec.adoption_policy = AdoptionPolicy::Refuse;
-    let user = UserBuilder::new("ada", "ada@example.com")
-        .with(refuse)
-        .with(|u| {
-            u.spec.last_name = "Byron".into();
-        });
+    let user = UserBuilder::new("ada", "ada@example.com").with(refuse).with(|u| {
+        u.spec.last_name = "Byron".into();
+    });
 
     h.apply(user.build()).await;
     h.reconcile("ada").await;
@@ -404,19 +364,11 @@ async fn refuse_leaves_an_existing_user_alone() {
 
 #[tokio::test]
 async fn refuse_still_takes_the_user_its_own_create_may_have_made() {
-    let faults = Faults {
-        commit_then_502_next: 1,
-        ..Faults::default()
-    };
+    let faults = Faults { commit_then_502_next: 1, ..Faults::default() };
     let h = Harness::with(faults, API_KEY).await;
     let refuse = |u: &mut AttentionUser| u.spec.adoption_policy = AdoptionPolicy::Refuse;
 
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(refuse)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(refuse).build()).await;
     assert_eq!(h.status("ada").create_pending, Some(true));
     h.reconcile("ada").await;
 
@@ -431,17 +383,11 @@ async fn refuse_still_takes_the_user_its_own_create_may_have_made() {
 async fn refuse_does_not_take_a_user_that_appeared_while_its_create_was_refused() {
     let h = Harness::start().await;
     // Warm the shared view, then let someone add the email behind the operator's back.
-    h.apply(UserBuilder::new("bob", "bob@example.com").build())
-        .await;
+    h.apply(UserBuilder::new("bob", "bob@example.com").build()).await;
     h.sandbox.insert_user(seed("ada@example.com"));
     let refuse = |u: &mut AttentionUser| u.spec.adoption_policy = AdoptionPolicy::Refuse;
 
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(refuse)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(refuse).build()).await;
     assert_eq!(h.ready("ada"), ready("False", "Rejected"));
     assert_eq!(h.status("ada").create_pending, None, "answered 409");
     h.reconcile("ada").await;
@@ -453,19 +399,15 @@ async fn refuse_does_not_take_a_user_that_appeared_while_its_create_was_refused(
 
 /// Two resources declaring one email: `team-b/zed`, created first, and `team-a/ada`, created a
 /// month later (so it is not the name that decides). Both are stored and watched.
-async fn two_claims() -> (
-    Harness,
-    AttentionUser,
-    kube::runtime::reflector::store::Writer<AttentionUser>,
-) {
+async fn two_claims()
+-> (Harness, AttentionUser, kube::runtime::reflector::store::Writer<AttentionUser>) {
     let h = Harness::start().await;
     let holder = UserBuilder::new("zed", "ada@example.com")
         .with(|u| u.metadata.namespace = Some("team-b".into()))
         .with(created_at("2026-01-01T00:00:00Z"))
         .build();
-    let other = UserBuilder::new("ada", "Ada@Example.com")
-        .with(created_at("2026-02-01T00:00:00Z"))
-        .build();
+    let other =
+        UserBuilder::new("ada", "Ada@Example.com").with(created_at("2026-02-01T00:00:00Z")).build();
     h.kube.add_user(&holder);
     h.kube.add_user(&other);
     let writer = h.watch(&[other, holder.clone()]);
@@ -477,26 +419,17 @@ async fn of_two_resources_with_one_email_the_older_creates_and_the_other_calls_n
     let (h, _, _writer) = two_claims().await;
 
     h.reconcile("ada").await;
-    assert_eq!(
-        h.api_calls(),
-        Vec::<String>::new(),
-        "before the holder's create"
-    );
+    assert_eq!(h.api_calls(), Vec::<String>::new(), "before the holder's create");
     h.reconcile("zed").await;
     assert_eq!(h.ready("zed"), ready("True", "Created"));
     assert_eq!(h.creates().len(), 1);
     h.sandbox.clear_requests();
     h.reconcile("ada").await;
 
-    assert_eq!(
-        h.api_calls(),
-        Vec::<String>::new(),
-        "after the holder's create"
-    );
+    assert_eq!(h.api_calls(), Vec::<String>::new(), "after the holder's create");
     assert_eq!(h.ready("ada"), ready("False", "Conflict"));
     assert!(
-        h.message("ada")
-            .starts_with("the AttentionUser team-b/zed already manages this email"),
+        h.message("ada").starts_with("the AttentionUser team-b/zed already manages this email"),
         "{}",
         h.message("ada")
     );
@@ -524,8 +457,7 @@ async fn once_the_holder_is_gone_the_other_adopts_its_user_without_a_second_crea
 /// A user created with the password in `ada-password`.
 async fn created_with_password() -> Harness {
     let h = Harness::start().await;
-    h.kube
-        .add_secret(secret("ada-password", "password", PASSWORD));
+    h.kube.add_secret(secret("ada-password", "password", PASSWORD));
     let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
     h.apply(user.build()).await;
     assert!(h.sandbox.password_matches("ada@example.com", PASSWORD));
@@ -536,27 +468,17 @@ async fn created_with_password() -> Harness {
 async fn a_rotated_password_secret_is_sent_once_and_recorded_by_version_only() {
     let h = created_with_password().await;
     let uuid = h.uuid("ada");
-    assert_eq!(
-        h.status("ada").password_version.as_deref(),
-        Some("ada-password/101")
-    );
+    assert_eq!(h.status("ada").password_version.as_deref(), Some("ada-password/101"));
     h.sandbox.clear_requests();
 
-    h.kube
-        .add_secret(secret("ada-password", "password", NEW_PASSWORD));
+    h.kube.add_secret(secret("ada-password", "password", NEW_PASSWORD));
     h.reconcile("ada").await;
     h.reconcile("ada").await;
 
     assert_eq!(h.api_calls(), [patch_of(&uuid)], "sent once");
-    assert_eq!(
-        last_body(&h),
-        json!({"password": "<redacted>", "seat_type": "recording"})
-    );
+    assert_eq!(last_body(&h), json!({"password": "<redacted>", "seat_type": "recording"}));
     assert!(h.sandbox.password_matches("ada@example.com", NEW_PASSWORD));
-    assert_eq!(
-        h.status("ada").password_version.as_deref(),
-        Some("ada-password/102")
-    );
+    assert_eq!(h.status("ada").password_version.as_deref(), Some("ada-password/102"));
     for call in h.kube.calls().iter().filter(|c| c.method != "GET") {
         let body = call.body.to_string();
         assert!(
@@ -582,14 +504,8 @@ async fn an_update_without_a_rotation_sends_no_password() {
     h.reconcile("ada").await;
 
     assert_eq!(h.api_calls(), [patch_of(&uuid)]);
-    assert_eq!(
-        last_body(&h),
-        json!({"lastName": "Byron", "seat_type": "recording"})
-    );
-    assert_eq!(
-        h.status("ada").password_version.as_deref(),
-        Some("ada-password/101")
-    );
+    assert_eq!(last_body(&h), json!({"lastName": "Byron", "seat_type": "recording"}));
+    assert_eq!(h.status("ada").password_version.as_deref(), Some("ada-password/101"));
     assert!(h.sandbox.password_matches("ada@example.com", PASSWORD));
 }
 
@@ -613,12 +529,7 @@ async fn a_password_secret_deleted_after_creation_leaves_the_user_alone_and_read
 async fn the_delete_policy_adds_the_finalizer_with_a_merge_patch_of_metadata() {
     let h = Harness::start().await;
 
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     h.reconcile("ada").await;
 
     let patches = object_patches(&h);
@@ -639,12 +550,7 @@ async fn the_delete_policy_adds_the_finalizer_with_a_merge_patch_of_metadata() {
 #[tokio::test]
 async fn deleting_with_the_delete_policy_deletes_the_user_then_releases_the_resource() {
     let h = Harness::start().await;
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     let uuid = h.uuid("ada");
     h.sandbox.clear_requests();
 
@@ -656,19 +562,14 @@ async fn deleting_with_the_delete_policy_deletes_the_user_then_releases_the_reso
     assert!(!h.kube.exists("ada"), "released by its last finalizer");
     assert_eq!(
         h.events().last().unwrap(),
-        &event(
-            "Normal",
-            "Deleted",
-            &format!("deleted the Attention user {uuid}")
-        )
+        &event("Normal", "Deleted", &format!("deleted the Attention user {uuid}"))
     );
 }
 
 #[tokio::test]
 async fn retain_by_default_adds_no_finalizer_and_deleting_sends_nothing() {
     let h = Harness::start().await;
-    h.apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
     h.reconcile("ada").await;
     assert!(h.kube.finalizers("ada").is_empty());
     assert!(object_patches(&h).is_empty());
@@ -688,9 +589,7 @@ async fn retain_by_default_adds_no_finalizer_and_deleting_sends_nothing() {
 async fn observe_with_the_delete_policy_adds_no_finalizer_and_deleting_sends_nothing() {
     let h = Harness::start().await;
     h.sandbox.insert_user(seed("ada@example.com"));
-    let user = UserBuilder::new("ada", "ada@example.com")
-        .with(observe)
-        .with(delete_policy);
+    let user = UserBuilder::new("ada", "ada@example.com").with(observe).with(delete_policy);
     h.apply(user.build()).await;
     h.reconcile("ada").await;
     assert_eq!(h.ready("ada"), ready("True", "Adopted"));
@@ -709,20 +608,11 @@ async fn observe_with_the_delete_policy_adds_no_finalizer_and_deleting_sends_not
 
 #[tokio::test]
 async fn the_operator_wide_delete_default_applies_unless_the_spec_says_retain() {
-    let settings = Settings {
-        default_deletion_policy: DeletionPolicy::Delete,
-        ..settings()
-    };
+    let settings = Settings { default_deletion_policy: DeletionPolicy::Delete, ..settings() };
     let h = Harness::with_settings(Faults::default(), API_KEY, settings).await;
     let retain = |u: &mut AttentionUser| u.spec.deletion_policy = Some(DeletionPolicy::Retain);
-    h.apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await;
-    h.apply(
-        UserBuilder::new("bob", "bob@example.com")
-            .with(retain)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
+    h.apply(UserBuilder::new("bob", "bob@example.com").with(retain).build()).await;
     assert_eq!(h.kube.finalizers("ada"), [FINALIZER]);
     assert!(h.kube.finalizers("bob").is_empty());
     let (ada, bob) = (h.uuid("ada"), h.uuid("bob"));
@@ -735,24 +625,14 @@ async fn the_operator_wide_delete_default_applies_unless_the_spec_says_retain() 
 
     assert_eq!(h.api_calls(), [delete_of(&ada)]);
     assert!(!h.kube.exists("ada"));
-    let left: Vec<Value> = h
-        .sandbox
-        .users()
-        .iter()
-        .map(|u| u["uuid"].clone())
-        .collect();
+    let left: Vec<Value> = h.sandbox.users().iter().map(|u| u["uuid"].clone()).collect();
     assert_eq!(left, [json!(bob)]);
 }
 
 #[tokio::test]
 async fn a_user_already_gone_from_attention_counts_as_deleted() {
     let h = Harness::start().await;
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     let uuid = h.uuid("ada");
     assert!(h.sandbox.remove_user(&uuid));
     h.sandbox.clear_requests();
@@ -767,17 +647,9 @@ async fn a_user_already_gone_from_attention_counts_as_deleted() {
 
 #[tokio::test]
 async fn a_create_left_pending_is_looked_up_and_deleted_with_the_resource() {
-    let faults = Faults {
-        commit_then_502_next: 1,
-        ..Faults::default()
-    };
+    let faults = Faults { commit_then_502_next: 1, ..Faults::default() };
     let h = Harness::with(faults, API_KEY).await;
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     assert_eq!(h.status("ada").create_pending, Some(true));
     let landed = h.sandbox.users()[0]["uuid"].as_str().unwrap().to_owned();
     h.sandbox.clear_requests();
@@ -794,18 +666,9 @@ async fn a_create_left_pending_is_looked_up_and_deleted_with_the_resource() {
 async fn a_create_left_pending_that_never_landed_releases_the_resource_without_a_delete() {
     let h = Harness::start().await;
     // Warm the shared view, so that the create is sent and fails before it lands.
-    h.apply(UserBuilder::new("bob", "bob@example.com").build())
-        .await;
-    h.sandbox.set_faults(Faults {
-        error_rate: 1.0,
-        ..Faults::default()
-    });
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("bob", "bob@example.com").build()).await;
+    h.sandbox.set_faults(Faults { error_rate: 1.0, ..Faults::default() });
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     assert_eq!(h.status("ada").create_pending, Some(true));
     h.sandbox.set_faults(Faults::default());
     h.sandbox.clear_requests();
@@ -820,17 +683,9 @@ async fn a_create_left_pending_that_never_landed_releases_the_resource_without_a
 
 #[tokio::test]
 async fn a_delete_attention_does_not_support_is_reported_each_time_then_abandoned() {
-    let faults = Faults {
-        delete_unsupported: true,
-        ..Faults::default()
-    };
+    let faults = Faults { delete_unsupported: true, ..Faults::default() };
     let h = Harness::with(faults, API_KEY).await;
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     let uuid = h.uuid("ada");
     h.sandbox.clear_requests();
     h.kube.mark_deleted("ada");
@@ -855,11 +710,8 @@ async fn a_delete_attention_does_not_support_is_reported_each_time_then_abandone
     assert_eq!(h.api_calls(), attempts);
     assert_eq!(h.sandbox.users().len(), 1, "left in place");
     let events = h.events();
-    let warnings: Vec<&str> = events
-        .iter()
-        .filter(|e| e.0 == "Warning")
-        .map(|e| e.1.as_str())
-        .collect();
+    let warnings: Vec<&str> =
+        events.iter().filter(|e| e.0 == "Warning").map(|e| e.1.as_str()).collect();
     assert_eq!(warnings, ["Rejected", "DeletionAbandoned"]);
     let abandoned = &events.last().unwrap().2;
     assert!(
@@ -873,12 +725,7 @@ async fn a_delete_attention_does_not_support_is_reported_each_time_then_abandone
 #[tokio::test]
 async fn switching_from_delete_to_retain_removes_the_finalizer() {
     let h = Harness::start().await;
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     assert_eq!(h.kube.finalizers("ada"), [FINALIZER]);
     h.kube.clear_calls();
 
@@ -900,12 +747,7 @@ async fn switching_from_delete_to_retain_removes_the_finalizer() {
 async fn a_paused_resource_sends_nothing_and_is_neither_ready_nor_failed() {
     let h = Harness::start().await;
 
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(paused)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(paused).build()).await;
 
     assert_eq!(h.api_calls(), Vec::<String>::new());
     assert_eq!(h.ready("ada"), ready("Unknown", "Paused"));
@@ -915,8 +757,7 @@ async fn a_paused_resource_sends_nothing_and_is_neither_ready_nor_failed() {
 #[tokio::test]
 async fn resuming_applies_the_change_made_while_paused() {
     let h = Harness::start().await;
-    h.apply(UserBuilder::new("ada", "ada@example.com").build())
-        .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
     let uuid = h.uuid("ada");
     h.sandbox.clear_requests();
     h.kube.edit("ada", |u| {
@@ -940,12 +781,7 @@ async fn resuming_applies_the_change_made_while_paused() {
 #[tokio::test]
 async fn deleting_a_paused_resource_releases_it_without_calling_attention() {
     let h = Harness::start().await;
-    h.apply(
-        UserBuilder::new("ada", "ada@example.com")
-            .with(delete_policy)
-            .build(),
-    )
-    .await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     h.kube.edit("ada", paused);
     h.sandbox.clear_requests();
 
@@ -970,8 +806,7 @@ async fn every_kubernetes_request_of_the_lifecycle_is_granted_by_the_rbac_rules(
     calls.extend(h.kube.calls());
 
     let h = created_with_password().await;
-    h.kube
-        .add_secret(secret("ada-password", "password", NEW_PASSWORD));
+    h.kube.add_secret(secret("ada-password", "password", NEW_PASSWORD));
     h.reconcile("ada").await;
     h.kube.edit("ada", |u| {
         delete_policy(u);
@@ -984,15 +819,11 @@ async fn every_kubernetes_request_of_the_lifecycle_is_granted_by_the_rbac_rules(
     h.reconcile("ada").await;
     calls.extend(h.kube.calls());
 
-    let faults = Faults {
-        delete_unsupported: true,
-        ..Faults::default()
-    };
+    let faults = Faults { delete_unsupported: true, ..Faults::default() };
     let h = Harness::with(faults, API_KEY).await;
     h.sandbox.insert_user(seed("bob@example.com"));
     let bob = UserBuilder::new("bob", "bob@example.com").with(delete_policy);
-    h.apply(bob.with(|u| u.spec.last_name = "Byron".into()).build())
-        .await;
+    h.apply(bob.with(|u| u.spec.last_name = "Byron".into()).build()).await;
     h.kube.mark_deleted("bob");
     for _ in 0..MAX_DELETE_ATTEMPTS {
         h.reconcile("bob").await;
@@ -1021,10 +852,7 @@ async fn every_kubernetes_request_of_the_lifecycle_is_granted_by_the_rbac_rules(
         "patch attention.tech/attentionusers/status",
     ];
     for access in exercised {
-        assert!(
-            seen.contains(access),
-            "{access} was not exercised: {seen:?}"
-        );
+        assert!(seen.contains(access), "{access} was not exercised: {seen:?}");
     }
 }
 
@@ -1036,9 +864,8 @@ async fn deleting_the_holder_leaves_the_user_for_another_resource_with_its_email
         .with(delete)
         .with(created_at("2026-01-01T00:00:00Z"))
         .build();
-    let other = UserBuilder::new("ada", "ada@example.com")
-        .with(created_at("2026-02-01T00:00:00Z"))
-        .build();
+    let other =
+        UserBuilder::new("ada", "ada@example.com").with(created_at("2026-02-01T00:00:00Z")).build();
     h.kube.add_user(&holder);
     h.kube.add_user(&other);
     let mut writer = h.watch(&[holder, other]);
@@ -1052,11 +879,7 @@ async fn deleting_the_holder_leaves_the_user_for_another_resource_with_its_email
     h.reconcile("zed").await;
 
     assert!(!h.kube.exists("zed"), "the holder is released");
-    assert!(
-        h.api_calls().iter().all(|call| !call.starts_with("DELETE")),
-        "{:?}",
-        h.api_calls()
-    );
+    assert!(h.api_calls().iter().all(|call| !call.starts_with("DELETE")), "{:?}", h.api_calls());
     let (_, reason, note) = h.events().last().cloned().unwrap();
     assert_eq!(reason, "Retained");
     assert!(note.contains("team-a/ada"), "{note}");
@@ -1071,25 +894,17 @@ async fn adopting_a_user_keeps_its_password_and_later_rotations_are_sent() {
     let mut existing = seed("ada@example.com");
     existing.password = Some("their-own-pw-1".to_owned());
     h.sandbox.insert_user(existing);
-    h.kube
-        .add_secret(secret("ada-password", "password", PASSWORD));
+    h.kube.add_secret(secret("ada-password", "password", PASSWORD));
     let user = UserBuilder::new("ada", "ada@example.com").password_from("ada-password", "password");
 
     h.apply(user.build()).await;
 
     assert_eq!(h.ready("ada"), ready("True", "Adopted"));
-    assert!(
-        h.sandbox
-            .password_matches("ada@example.com", "their-own-pw-1")
-    );
+    assert!(h.sandbox.password_matches("ada@example.com", "their-own-pw-1"));
     assert!(h.api_writes().is_empty(), "{:?}", h.api_writes());
-    assert_eq!(
-        h.status("ada").password_version.as_deref(),
-        Some("ada-password/101")
-    );
+    assert_eq!(h.status("ada").password_version.as_deref(), Some("ada-password/101"));
 
-    h.kube
-        .add_secret(secret("ada-password", "password", NEW_PASSWORD));
+    h.kube.add_secret(secret("ada-password", "password", NEW_PASSWORD));
     h.reconcile("ada").await;
     assert!(h.sandbox.password_matches("ada@example.com", NEW_PASSWORD));
 }

@@ -35,11 +35,7 @@ impl Answer {
 }
 
 async fn start_with(auth: AuthMode, faults: Faults) -> Sandbox {
-    let config = SandboxConfig {
-        api_key: KEY.to_owned(),
-        auth,
-        faults,
-    };
+    let config = SandboxConfig { api_key: KEY.to_owned(), auth, faults };
     Sandbox::start_local(config).await.expect("sandbox starts")
 }
 
@@ -64,23 +60,13 @@ async fn send(url: String, method: Method, auth: Option<&str>, body: Option<Valu
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.expect("body read");
-    Answer {
-        status,
-        headers,
-        text,
-    }
+    Answer { status, headers, text }
 }
 
 /// An API call with the right key as `Bearer`.
 async fn api(sb: &Sandbox, method: Method, path: &str, body: Option<Value>) -> Answer {
     let auth = format!("Bearer {KEY}");
-    send(
-        format!("{}{path}", sb.base_url()),
-        method,
-        Some(&auth),
-        body,
-    )
-    .await
+    send(format!("{}{path}", sb.base_url()), method, Some(&auth), body).await
 }
 
 async fn control(sb: &Sandbox, method: Method, path: &str, body: Option<Value>) -> Answer {
@@ -107,10 +93,7 @@ async fn create(sb: &Sandbox, email: &str) -> Answer {
 async fn create_uuid(sb: &Sandbox, email: &str) -> String {
     let answer = create(sb, email).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    answer.json()["data"]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned()
+    answer.json()["data"]["uuid"].as_str().expect("uuid").to_owned()
 }
 
 async fn patch_user(sb: &Sandbox, uuid: &str, body: Value) -> Answer {
@@ -120,10 +103,7 @@ async fn patch_user(sb: &Sandbox, uuid: &str, body: Value) -> Answer {
 async fn listed(sb: &Sandbox) -> Vec<Value> {
     let answer = api(sb, Method::GET, USERS, None).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    answer.json()["data"]
-        .as_array()
-        .expect("data is a list")
-        .clone()
+    answer.json()["data"].as_array().expect("data is a list").clone()
 }
 
 fn seed(email: &str) -> SeedUser {
@@ -132,10 +112,7 @@ fn seed(email: &str) -> SeedUser {
         first_name: "Grace".to_owned(),
         last_name: "Hopper".to_owned(),
         role_uuid: ROLE.to_owned(),
-        teams: vec![SeedTeam {
-            uuid: TEAM_C.to_owned(),
-            primary: true,
-        }],
+        teams: vec![SeedTeam { uuid: TEAM_C.to_owned(), primary: true }],
         seat_type: None,
         password: None,
     }
@@ -154,13 +131,7 @@ async fn missing_authorization_is_401_and_recorded_unauthorized() {
 async fn wrong_key_is_401_in_either_form() {
     let sb = start().await;
     for auth in ["Bearer not-the-key", "not-the-key", "Basic dGVzdA=="] {
-        let answer = send(
-            format!("{}/users", sb.base_url()),
-            Method::GET,
-            Some(auth),
-            None,
-        )
-        .await;
+        let answer = send(format!("{}/users", sb.base_url()), Method::GET, Some(auth), None).await;
         assert_eq!(answer.status, 401, "{auth}");
     }
 }
@@ -169,13 +140,7 @@ async fn wrong_key_is_401_in_either_form() {
 async fn any_mode_accepts_bearer_and_raw_keys() {
     let sb = start().await;
     for auth in [format!("Bearer {KEY}"), KEY.to_owned()] {
-        let answer = send(
-            format!("{}/users", sb.base_url()),
-            Method::GET,
-            Some(&auth),
-            None,
-        )
-        .await;
+        let answer = send(format!("{}/users", sb.base_url()), Method::GET, Some(&auth), None).await;
         assert_eq!(answer.status, 200);
     }
 }
@@ -191,13 +156,7 @@ async fn bearer_and_raw_modes_accept_only_their_form() {
         (&raw, format!("Bearer {KEY}"), 401),
     ];
     for (sb, auth, status) in cases {
-        let answer = send(
-            format!("{}/users", sb.base_url()),
-            Method::GET,
-            Some(&auth),
-            None,
-        )
-        .await;
+        let answer = send(format!("{}/users", sb.base_url()), Method::GET, Some(&auth), None).await;
         assert_eq!(answer.status, status, "{auth}");
     }
 }
@@ -218,12 +177,8 @@ async fn create_answers_data_without_roles_or_teams_then_lists_them() {
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["uuid"], created["uuid"]);
     assert_eq!(users[0]["roles"][0]["uuid"], ROLE);
-    let teams: Vec<&Value> = users[0]["teams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| &t["uuid"])
-        .collect();
+    let teams: Vec<&Value> =
+        users[0]["teams"].as_array().unwrap().iter().map(|t| &t["uuid"]).collect();
     assert_eq!(teams, [TEAM_A, TEAM_B]);
     assert_eq!(users[0]["primaryTeamUUID"], TEAM_A);
 }
@@ -233,13 +188,7 @@ async fn list_filters_by_team_and_users_alias_lists_everyone() {
     let sb = start().await;
     create_uuid(&sb, "ada@example.com").await;
     sb.insert_user(seed("grace@example.com"));
-    let members = api(
-        &sb,
-        Method::GET,
-        &format!("{USERS}?teamUUID={TEAM_C}"),
-        None,
-    )
-    .await;
+    let members = api(&sb, Method::GET, &format!("{USERS}?teamUUID={TEAM_C}"), None).await;
     let members = members.json()["data"].as_array().unwrap().clone();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0]["email"], "grace@example.com");
@@ -293,10 +242,7 @@ async fn duplicate_email_in_another_case_is_409_by_default() {
 
 #[tokio::test]
 async fn duplicate_status_is_configurable() {
-    let faults = Faults {
-        duplicate_status: 422,
-        ..Faults::default()
-    };
+    let faults = Faults { duplicate_status: 422, ..Faults::default() };
     let sb = start_with(AuthMode::Any, faults).await;
     create_uuid(&sb, "ada@example.com").await;
     assert_eq!(create(&sb, "Ada@example.com").await.status, 422);
@@ -311,12 +257,7 @@ async fn patch_without_seat_type_resets_it_to_recording() {
     assert_eq!(created.json()["data"]["settings"]["seat_type"], "listener");
     let uuid = created.json()["data"]["uuid"].as_str().unwrap().to_owned();
 
-    let kept = patch_user(
-        &sb,
-        &uuid,
-        json!({"lastName": "King", "seat_type": "listener"}),
-    )
-    .await;
+    let kept = patch_user(&sb, &uuid, json!({"lastName": "King", "seat_type": "listener"})).await;
     assert_eq!(kept.status, 200);
     assert_eq!(kept.json()["data"]["settings"]["seat_type"], "listener");
     assert_eq!(kept.json()["data"]["lastName"], "King");
@@ -340,12 +281,7 @@ async fn patch_adds_and_removes_teams_and_moves_the_primary() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["data"]["primaryTeamUUID"], TEAM_C);
     let user = &listed(&sb).await[0];
-    let teams: Vec<&Value> = user["teams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| &t["uuid"])
-        .collect();
+    let teams: Vec<&Value> = user["teams"].as_array().unwrap().iter().map(|t| &t["uuid"]).collect();
     assert_eq!(teams, [TEAM_B, TEAM_C]);
 }
 
@@ -353,10 +289,7 @@ async fn patch_adds_and_removes_teams_and_moves_the_primary() {
 async fn patch_answers_flat_when_switched() {
     let sb = start().await;
     let uuid = create_uuid(&sb, "ada@example.com").await;
-    sb.set_faults(Faults {
-        flat_update_answers: true,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { flat_update_answers: true, ..Faults::default() });
     let answer = patch_user(&sb, &uuid, json!({"firstName": "Augusta"})).await;
     assert_eq!(answer.status, 200);
     assert!(answer.json().get("data").is_none());
@@ -369,10 +302,7 @@ async fn patch_refuses_email_and_unknown_users() {
     let sb = start().await;
     let uuid = create_uuid(&sb, "ada@example.com").await;
     let email = patch_user(&sb, &uuid, json!({"email": "new@example.com"})).await;
-    assert_eq!(
-        (email.status, email.message().as_str()),
-        (400, "email cannot be changed")
-    );
+    assert_eq!((email.status, email.message().as_str()), (400, "email cannot be changed"));
     assert_eq!(sb.users()[0]["email"], "ada@example.com");
     let unknown = patch_user(&sb, TEAM_A, json!({"firstName": "X"})).await;
     assert_eq!(unknown.status, 404);
@@ -393,10 +323,7 @@ async fn delete_removes_and_404s_unknown_users() {
 async fn delete_answers_405_when_unsupported() {
     let sb = start().await;
     let uuid = create_uuid(&sb, "ada@example.com").await;
-    sb.set_faults(Faults {
-        delete_unsupported: true,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { delete_unsupported: true, ..Faults::default() });
     let answer = api(&sb, Method::DELETE, &format!("{USERS}/{uuid}"), None).await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.json(), json!({"message": "not supported"}));
@@ -405,10 +332,7 @@ async fn delete_answers_405_when_unsupported() {
 
 #[tokio::test]
 async fn latency_delays_every_api_answer() {
-    let faults = Faults {
-        latency_ms: 150,
-        ..Faults::default()
-    };
+    let faults = Faults { latency_ms: 150, ..Faults::default() };
     let sb = start_with(AuthMode::Any, faults).await;
     let started = Instant::now();
     assert_eq!(api(&sb, Method::GET, USERS, None).await.status, 200);
@@ -417,11 +341,7 @@ async fn latency_delays_every_api_answer() {
 
 #[tokio::test]
 async fn error_rate_one_fails_every_request_before_the_handler() {
-    let faults = Faults {
-        error_rate: 1.0,
-        error_status: 503,
-        ..Faults::default()
-    };
+    let faults = Faults { error_rate: 1.0, error_status: 503, ..Faults::default() };
     let sb = start_with(AuthMode::Any, faults).await;
     assert_eq!(create(&sb, "ada@example.com").await.status, 503);
     assert_eq!(api(&sb, Method::GET, USERS, None).await.status, 503);
@@ -431,11 +351,7 @@ async fn error_rate_one_fails_every_request_before_the_handler() {
 
 #[tokio::test]
 async fn rate_limit_next_answers_429_with_retry_after_then_recovers() {
-    let faults = Faults {
-        rate_limit_next: 2,
-        retry_after_secs: Some(7),
-        ..Faults::default()
-    };
+    let faults = Faults { rate_limit_next: 2, retry_after_secs: Some(7), ..Faults::default() };
     let sb = start_with(AuthMode::Any, faults).await;
     for _ in 0..2 {
         let answer = api(&sb, Method::GET, USERS, None).await;
@@ -448,10 +364,7 @@ async fn rate_limit_next_answers_429_with_retry_after_then_recovers() {
 
 #[tokio::test]
 async fn commit_then_502_commits_the_user_and_answers_html() {
-    let faults = Faults {
-        commit_then_502_next: 1,
-        ..Faults::default()
-    };
+    let faults = Faults { commit_then_502_next: 1, ..Faults::default() };
     let sb = start_with(AuthMode::Any, faults).await;
     let answer = create(&sb, "ada@example.com").await;
     assert_eq!(answer.status, 502);
@@ -462,21 +375,12 @@ async fn commit_then_502_commits_the_user_and_answers_html() {
 
 #[tokio::test]
 async fn hold_after_commit_keeps_the_user_when_the_client_gives_up() {
-    let faults = Faults {
-        hold_after_commit_ms: 5_000,
-        ..Faults::default()
-    };
+    let faults = Faults { hold_after_commit_ms: 5_000, ..Faults::default() };
     let sb = start_with(AuthMode::Any, faults).await;
     attention_operator::attention::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
     let url = format!("{}{USERS}", sb.base_url());
-    let request = client
-        .post(url)
-        .bearer_auth(KEY)
-        .json(&create_body("ada@example.com"));
+    let request = client.post(url).bearer_auth(KEY).json(&create_body("ada@example.com"));
     let error = request.send().await.expect_err("the answer is held back");
     assert!(error.is_timeout());
     assert_eq!(sb.users().len(), 1);
@@ -519,13 +423,7 @@ async fn password_matches_the_stored_password() {
 async fn no_answer_or_record_contains_the_key_or_a_password() {
     let sb = start().await;
     let mut answers = vec![
-        send(
-            format!("{}/users", sb.base_url()),
-            Method::GET,
-            Some("Bearer wrong"),
-            None,
-        )
-        .await,
+        send(format!("{}/users", sb.base_url()), Method::GET, Some("Bearer wrong"), None).await,
     ];
     let uuid = create_uuid(&sb, "ada@example.com").await;
     answers.push(create(&sb, "ADA@example.com").await);
@@ -536,10 +434,7 @@ async fn no_answer_or_record_contains_the_key_or_a_password() {
     answers.push(patch_user(&sb, &uuid, json!({"password": PASSWORD})).await);
     answers.push(api(&sb, Method::GET, USERS, None).await);
     answers.push(api(&sb, Method::GET, "/users", None).await);
-    sb.set_faults(Faults {
-        rate_limit_next: 1,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { rate_limit_next: 1, ..Faults::default() });
     answers.push(api(&sb, Method::GET, USERS, None).await);
     answers.push(control(&sb, Method::GET, "/requests", None).await);
     answers.push(control(&sb, Method::GET, "/users", None).await);
@@ -548,10 +443,7 @@ async fn no_answer_or_record_contains_the_key_or_a_password() {
     seen.push(format!("{:?}", sb.requests()));
     seen.push(serde_json::to_string(&sb.users()).unwrap());
     for text in seen {
-        assert!(
-            !text.contains(KEY) && !text.contains(PASSWORD),
-            "leak in {text}"
-        );
+        assert!(!text.contains(KEY) && !text.contains(PASSWORD), "leak in {text}");
     }
 }
 
@@ -561,63 +453,31 @@ async fn control_endpoints_mirror_the_handle_without_auth_faults_or_records() {
     let faults = json!({"error_rate": 1.0, "flat_update_answers": true});
     let put = control(&sb, Method::PUT, "/faults", Some(faults)).await;
     assert_eq!(put.status, 200);
-    assert_eq!(
-        control(&sb, Method::GET, "/faults", None).await.json()["error_rate"],
-        1.0
-    );
+    assert_eq!(control(&sb, Method::GET, "/faults", None).await.json()["error_rate"], 1.0);
     assert!(sb.faults().flat_update_answers);
 
-    let seeded = control(
-        &sb,
-        Method::POST,
-        "/users",
-        Some(serde_json::to_value(seed("g@x.io")).unwrap()),
-    )
-    .await;
+    let seeded =
+        control(&sb, Method::POST, "/users", Some(serde_json::to_value(seed("g@x.io")).unwrap()))
+            .await;
     assert_eq!(seeded.status, 201, "{}", seeded.text);
     let uuid = seeded.json()["uuid"].as_str().unwrap().to_owned();
-    let patched = control(
-        &sb,
-        Method::PATCH,
-        &format!("/users/{uuid}"),
-        Some(json!({"firstName": "G"})),
-    )
-    .await;
+    let patched =
+        control(&sb, Method::PATCH, &format!("/users/{uuid}"), Some(json!({"firstName": "G"})))
+            .await;
     assert_eq!(patched.json()["firstName"], "G");
-    assert_eq!(
-        control(&sb, Method::GET, "/users", None).await.json()[0]["firstName"],
-        "G"
-    );
+    assert_eq!(control(&sb, Method::GET, "/users", None).await.json()[0]["firstName"], "G");
     assert!(
-        control(&sb, Method::GET, "/requests", None)
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty()
+        control(&sb, Method::GET, "/requests", None).await.json().as_array().unwrap().is_empty()
     );
 
     assert_eq!(api(&sb, Method::GET, USERS, None).await.status, 500);
     assert_eq!(
-        control(&sb, Method::GET, "/requests", None)
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
+        control(&sb, Method::GET, "/requests", None).await.json().as_array().unwrap().len(),
         1
     );
-    assert_eq!(
-        control(&sb, Method::DELETE, "/requests", None).await.status,
-        204
-    );
+    assert_eq!(control(&sb, Method::DELETE, "/requests", None).await.status, 204);
     assert!(sb.requests().is_empty());
-    assert_eq!(
-        control(&sb, Method::DELETE, &format!("/users/{uuid}"), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(control(&sb, Method::DELETE, &format!("/users/{uuid}"), None).await.status, 204);
     assert!(sb.users().is_empty());
 }
 
@@ -625,10 +485,7 @@ async fn control_endpoints_mirror_the_handle_without_auth_faults_or_records() {
 async fn control_reset_drops_users_and_requests_and_faults() {
     let sb = start().await;
     create_uuid(&sb, "ada@example.com").await;
-    sb.set_faults(Faults {
-        latency_ms: 5,
-        ..Faults::default()
-    });
+    sb.set_faults(Faults { latency_ms: 5, ..Faults::default() });
     assert_eq!(control(&sb, Method::POST, "/reset", None).await.status, 204);
     assert!(sb.users().is_empty() && sb.requests().is_empty());
     assert_eq!(sb.faults(), Faults::default());
@@ -637,29 +494,15 @@ async fn control_reset_drops_users_and_requests_and_faults() {
 #[tokio::test]
 async fn control_refuses_invalid_faults_and_seeds() {
     let sb = start().await;
-    let faults = control(
-        &sb,
-        Method::PUT,
-        "/faults",
-        Some(json!({"error_rate": 2.0})),
-    )
-    .await;
+    let faults = control(&sb, Method::PUT, "/faults", Some(json!({"error_rate": 2.0}))).await;
     assert_eq!(faults.status, 400);
     assert!(faults.message().contains("error_rate"));
     let mut bad = serde_json::to_value(seed("g@x.io")).unwrap();
     bad["roleUUID"] = json!(BAD_ROLE);
-    assert_eq!(
-        control(&sb, Method::POST, "/users", Some(bad)).await.status,
-        400
-    );
+    assert_eq!(control(&sb, Method::POST, "/users", Some(bad)).await.status, 400);
     sb.insert_user(seed("dup@x.io"));
     let duplicate = serde_json::to_value(seed("DUP@x.io")).unwrap();
-    assert_eq!(
-        control(&sb, Method::POST, "/users", Some(duplicate))
-            .await
-            .status,
-        409
-    );
+    assert_eq!(control(&sb, Method::POST, "/users", Some(duplicate)).await.status, 409);
 }
 
 #[tokio::test]
@@ -670,10 +513,7 @@ async fn unknown_routes_answer_404_json() {
     assert_eq!(api_answer.json(), json!({"message": "not found"}));
     let url = format!("http://{}/elsewhere", sb.local_addr());
     let other = send(url, Method::GET, None, None).await;
-    assert_eq!(
-        (other.status, other.json()),
-        (404, json!({"message": "not found"}))
-    );
+    assert_eq!((other.status, other.json()), (404, json!({"message": "not found"})));
 }
 
 #[tokio::test]

@@ -26,10 +26,7 @@ async fn get(url: String) -> (u16, String, String) {
     attention_operator::attention::install_crypto_provider();
     let response = reqwest::get(url).await.unwrap();
     let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     (status, content_type, response.text().await.unwrap())
 }
 
@@ -71,11 +68,7 @@ async fn readiness_waits_for_every_watch_to_list_its_resources() {
     assert_eq!(get(format!("{base}/readyz")).await.0, 503);
     synced(&mut first_writer, vec![]);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        get(format!("{base}/readyz")).await.0,
-        503,
-        "one watch is still listing"
-    );
+    assert_eq!(get(format!("{base}/readyz")).await.0, 503, "one watch is still listing");
     synced(&mut second_writer, vec![]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(get(format!("{base}/readyz")).await.0, 200);
@@ -87,10 +80,7 @@ async fn metrics_are_prometheus_text_with_users_by_ready_status() {
     let (store, mut writer) = reflector::store::<AttentionUser>();
     health.watch(store);
     let pending = UserBuilder::new("carol", "carol@example.com").build();
-    synced(
-        &mut writer,
-        vec![ready_user("ada"), ready_user("bob"), pending],
-    );
+    synced(&mut writer, vec![ready_user("ada"), ready_user("bob"), pending]);
     let metrics = Arc::new(Metrics::new());
     metrics.api_request("list_users", "Success");
     let base = start(health, metrics).await;
@@ -98,18 +88,9 @@ async fn metrics_are_prometheus_text_with_users_by_ready_status() {
     let (status, content_type, body) = get(format!("{base}/metrics")).await;
 
     assert_eq!(status, 200);
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
-    assert!(
-        body.contains(r#"attention_operator_users{ready="True"} 2"#),
-        "{body}"
-    );
-    assert!(
-        body.contains(r#"attention_operator_users{ready="Unknown"} 1"#),
-        "{body}"
-    );
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    assert!(body.contains(r#"attention_operator_users{ready="True"} 2"#), "{body}");
+    assert!(body.contains(r#"attention_operator_users{ready="Unknown"} 1"#), "{body}");
     assert!(body.contains(r#"outcome="Success"} 1"#));
     assert!(body.trim_end().ends_with("# EOF"));
     assert!(!body.contains('@'), "no email in any label");

@@ -41,16 +41,9 @@ impl ApiError {
             401 | 403 => ApiError::Unauthorized { status },
             404 => ApiError::NotFound,
             429 => ApiError::RateLimited { retry_after },
-            408 => ApiError::Unavailable {
-                detail: "status 408: request timed out".to_owned(),
-            },
-            400..=499 => ApiError::Rejected {
-                status,
-                excerpt: excerpt(body),
-            },
-            _ => ApiError::Unavailable {
-                detail: format!("status {status}: {}", excerpt(body)),
-            },
+            408 => ApiError::Unavailable { detail: "status 408: request timed out".to_owned() },
+            400..=499 => ApiError::Rejected { status, excerpt: excerpt(body) },
+            _ => ApiError::Unavailable { detail: format!("status {status}: {}", excerpt(body)) },
         }
     }
 
@@ -103,11 +96,7 @@ pub fn excerpt(body: &str) -> String {
 ///
 /// Applied to a whole answer body before it is cut to an excerpt, so no part of a secret survives.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let secrets: Vec<&str> = secrets
-        .iter()
-        .copied()
-        .filter(|secret| !secret.is_empty())
-        .collect();
+    let secrets: Vec<&str> = secrets.iter().copied().filter(|secret| !secret.is_empty()).collect();
     let text = match serde_json::from_str::<Value>(text) {
         Ok(mut json) => {
             redact_strings(&mut json, &secrets);
@@ -118,25 +107,20 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     secrets.iter().fold(text, |text, secret| {
         let escaped = serde_json::to_string(secret).unwrap_or_default();
         let escaped = escaped.trim_matches('"');
-        text.replace(secret, "<redacted>")
-            .replace(escaped, "<redacted>")
+        text.replace(secret, "<redacted>").replace(escaped, "<redacted>")
     })
 }
 
 fn redact_strings(value: &mut Value, secrets: &[&str]) {
     match value {
         Value::String(text) => {
-            *text = secrets.iter().fold(std::mem::take(text), |text, secret| {
-                text.replace(secret, "<redacted>")
-            });
+            *text = secrets
+                .iter()
+                .fold(std::mem::take(text), |text, secret| text.replace(secret, "<redacted>"));
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|item| redact_strings(item, secrets)),
+        Value::Array(items) => items.iter_mut().for_each(|item| redact_strings(item, secrets)),
         Value::Object(fields) => {
-            fields
-                .values_mut()
-                .for_each(|field| redact_strings(field, secrets));
+            fields.values_mut().for_each(|field| redact_strings(field, secrets));
         }
         _ => {}
     }
@@ -165,24 +149,13 @@ mod tests {
     #[test]
     fn rate_limit_keeps_the_retry_after_delay() {
         let error = ApiError::from_status(429, Some(Duration::from_secs(7)), "");
-        assert_eq!(
-            error,
-            ApiError::RateLimited {
-                retry_after: Some(Duration::from_secs(7))
-            }
-        );
-        assert_eq!(
-            error.to_string(),
-            "attention is rate limiting requests (retry after 7s)"
-        );
+        assert_eq!(error, ApiError::RateLimited { retry_after: Some(Duration::from_secs(7)) });
+        assert_eq!(error.to_string(), "attention is rate limiting requests (retry after 7s)");
     }
 
     #[test]
     fn excerpt_is_one_short_line() {
-        let body = format!(
-            "<html>\n\t<h1>Bad Gateway</h1>\r\n{}</html>",
-            "x".repeat(500)
-        );
+        let body = format!("<html>\n\t<h1>Bad Gateway</h1>\r\n{}</html>", "x".repeat(500));
         let text = excerpt(&body);
         assert!(text.starts_with("<html> <h1>Bad Gateway</h1> xxx"));
         assert!(!text.contains('\n') && !text.contains('\t'));
@@ -200,11 +173,7 @@ mod tests {
         let secret = r#"pa"ss\w0rd&<x>"#;
         let go_style = r#"{"message":"password pa\"ss\\w0rd\u0026\u003cx\u003e is weak"}"#;
         let plain_json = serde_json::json!({"message": format!("password {secret} is weak")});
-        for body in [
-            go_style.to_owned(),
-            plain_json.to_string(),
-            format!("<p>{secret}</p>"),
-        ] {
+        for body in [go_style.to_owned(), plain_json.to_string(), format!("<p>{secret}</p>")] {
             let text = redact(&body, &[secret]);
             assert!(text.contains("<redacted>"), "{text}");
             assert!(!text.contains("w0rd"), "{text}");
@@ -218,15 +187,9 @@ mod tests {
 
     #[test]
     fn redaction_removes_every_secret_from_the_text() {
-        let body = redact(
-            "password hunter2 is weak; key abc.def",
-            &["hunter2", "abc.def", ""],
-        );
+        let body = redact("password hunter2 is weak; key abc.def", &["hunter2", "abc.def", ""]);
         let text = ApiError::from_status(400, None, &body).to_string();
-        assert!(
-            !text.contains("hunter2") && !text.contains("abc.def"),
-            "{text}"
-        );
+        assert!(!text.contains("hunter2") && !text.contains("abc.def"), "{text}");
         assert!(text.contains("password <redacted> is weak"), "{text}");
     }
 }

@@ -109,17 +109,13 @@ impl HttpClient {
     }
 
     fn url(&self, path: &str) -> Url {
-        self.base
-            .join(path)
-            .expect("relative API paths always join onto the base URL")
+        self.base.join(path).expect("relative API paths always join onto the base URL")
     }
 
     /// The URL of one user; the UUID is one path segment, escaped as such.
     fn user_url(&self, uuid: &str) -> Url {
         let mut url = self.url("organizations/users");
-        url.path_segments_mut()
-            .expect("an http(s) URL has path segments")
-            .push(uuid);
+        url.path_segments_mut().expect("an http(s) URL has path segments").push(uuid);
         url
     }
 
@@ -134,11 +130,7 @@ impl HttpClient {
     ) -> Result<Value, ApiError> {
         let queued = Instant::now();
         self.rate.until_ready().await;
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         let started = Instant::now();
         let result = self.exchange(request, secrets, body).await;
         let outcome = result.as_ref().map_or_else(|e| e.reason(), |_| "Success");
@@ -192,10 +184,7 @@ impl AttentionApi for HttpClient {
         let (users, skipped) =
             decode_users(body).map_err(|detail| ApiError::Unavailable { detail })?;
         if skipped > 0 {
-            tracing::warn!(
-                skipped,
-                "Skipped users without uuid or email in the list answer"
-            );
+            tracing::warn!(skipped, "Skipped users without uuid or email in the list answer");
         }
         Ok(users)
     }
@@ -203,9 +192,7 @@ impl AttentionApi for HttpClient {
     async fn create_user(&self, user: &NewUser) -> Result<RemoteUser, ApiError> {
         let request = self.http.post(self.url("organizations/users")).json(user);
         let secrets: Vec<&str> = user.password.iter().map(|p| p.expose()).collect();
-        let body = self
-            .send("create_user", request, &secrets, Body::Json)
-            .await?;
+        let body = self.send("create_user", request, &secrets, Body::Json).await?;
         decode_user(body).map_err(|detail| ApiError::Unavailable { detail })
     }
 
@@ -213,18 +200,14 @@ impl AttentionApi for HttpClient {
         check_user_id(uuid)?;
         let request = self.http.patch(self.user_url(uuid)).json(update);
         let secrets: Vec<&str> = update.password.iter().map(|p| p.expose()).collect();
-        let body = self
-            .send("update_user", request, &secrets, Body::Json)
-            .await?;
+        let body = self.send("update_user", request, &secrets, Body::Json).await?;
         decode_user(body).map_err(|detail| ApiError::Unavailable { detail })
     }
 
     async fn delete_user(&self, uuid: &str) -> Result<(), ApiError> {
         check_user_id(uuid)?;
         let request = self.http.delete(self.user_url(uuid));
-        self.send("delete_user", request, &[], Body::Ignored)
-            .await
-            .map(drop)
+        self.send("delete_user", request, &[], Body::Ignored).await.map(drop)
     }
 }
 
@@ -272,13 +255,7 @@ fn with_trailing_slash(mut url: Url) -> Url {
 
 /// The `Retry-After` delay, when given in seconds (the form APIs use for 429).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
+    let seconds = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
     Some(Duration::from_secs(seconds))
 }
 
@@ -344,10 +321,7 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("12"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT"),
-        );
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT"));
         assert_eq!(retry_after(&headers), None);
     }
 

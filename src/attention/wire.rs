@@ -18,11 +18,7 @@ pub struct RemoteUser {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_name: Option<String>,
-    #[serde(
-        default,
-        rename = "primaryTeamUUID",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "primaryTeamUUID", skip_serializing_if = "Option::is_none")]
     pub primary_team_uuid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript_lang: Option<String>,
@@ -175,8 +171,7 @@ pub(crate) fn decode_user(body: Value) -> Result<RemoteUser, String> {
 /// Drops unknown fields whose name mentions a password, should the API ever echo one, so
 /// that no copy of it is kept or printed.
 fn without_passwords(mut user: RemoteUser) -> RemoteUser {
-    user.extra
-        .retain(|name, _| !name.to_lowercase().contains("password"));
+    user.extra.retain(|name, _| !name.to_lowercase().contains("password"));
     user
 }
 
@@ -238,10 +233,7 @@ mod tests {
         let update = UserUpdate {
             first_name: Some("Ada".into()),
             role_uuid: Some("3f1c7a52-5d0e-4c59-9f7b-2f6a9e0c1d24".into()),
-            teams_to_add: vec![NewTeam {
-                uuid: "t-2".into(),
-                primary: true,
-            }],
+            teams_to_add: vec![NewTeam { uuid: "t-2".into(), primary: true }],
             team_uuids_to_remove: vec!["t-1".into()],
             password: Some(Password::new("n3w")),
             ..UserUpdate::keeping("listener")
@@ -311,10 +303,7 @@ mod tests {
         assert_eq!(skipped, 0);
         let user = &users[0];
         assert_eq!(user.primary_team_uuid.as_deref(), Some("t-1"));
-        assert_eq!(
-            user.settings.as_ref().unwrap()["seat_type"],
-            json!("recording")
-        );
+        assert_eq!(user.settings.as_ref().unwrap()["seat_type"], json!("recording"));
         assert_eq!(user.roles.as_ref().unwrap()[0].uuid.as_deref(), Some("r-1"));
         assert_eq!(user.teams.as_ref().unwrap()[0].extra["domain"], Value::Null);
     }

@@ -98,9 +98,7 @@ async fn start(args: &Args) -> Result<Sandbox, String> {
         .map_err(|e| format!("failed to start the sandbox: {e}"))?;
     for seed in seeds.unwrap_or_default() {
         let email = seed.email.clone();
-        sandbox
-            .try_insert_user(seed)
-            .map_err(|e| format!("failed to seed {email}: {e}"))?;
+        sandbox.try_insert_user(seed).map_err(|e| format!("failed to seed {email}: {e}"))?;
     }
     Ok(sandbox)
 }
@@ -116,9 +114,7 @@ fn config(args: &Args) -> Result<SandboxConfig, String> {
 fn faults(args: &Args) -> Result<Faults, String> {
     let faults = Faults {
         error_rate: args.error_rate,
-        latency_ms: args
-            .latency
-            .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+        latency_ms: args.latency.map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
         retry_after_secs: args.retry_after,
         ..Faults::default()
     };
@@ -144,10 +140,7 @@ fn api_key(file: Option<&Path>) -> Result<String, String> {
         tracing::info!("api key taken from SANDBOX_API_KEY");
         return Ok(key.trim().to_owned());
     }
-    tracing::warn!(
-        key = DEFAULT_API_KEY,
-        "no api key given: using the default key"
-    );
+    tracing::warn!(key = DEFAULT_API_KEY, "no api key given: using the default key");
     Ok(DEFAULT_API_KEY.to_owned())
 }
 
@@ -214,14 +207,7 @@ mod tests {
 
     #[test]
     fn fault_flags_become_faults() {
-        let args = parse(&[
-            "--latency",
-            "200ms",
-            "--error-rate",
-            "0.25",
-            "--retry-after",
-            "3",
-        ]);
+        let args = parse(&["--latency", "200ms", "--error-rate", "0.25", "--retry-after", "3"]);
         let expected = Faults {
             latency_ms: 200,
             error_rate: 0.25,

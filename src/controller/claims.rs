@@ -16,18 +16,12 @@ pub struct Claims {
 impl Claims {
     /// Includes the resources of `store` in every later check.
     pub fn watch(&self, store: Store<AttentionUser>) {
-        self.stores
-            .lock()
-            .expect("no thread panics while holding the lock")
-            .push(store);
+        self.stores.lock().expect("no thread panics while holding the lock").push(store);
     }
 
     /// `namespace/name` of the other resource that holds `user`'s email, if not `user` itself.
     pub fn holder_other_than(&self, user: &AttentionUser) -> Option<String> {
-        let stores = self
-            .stores
-            .lock()
-            .expect("no thread panics while holding the lock");
+        let stores = self.stores.lock().expect("no thread panics while holding the lock");
         let everyone: Vec<Arc<AttentionUser>> = stores.iter().flat_map(Store::state).collect();
         let holder = holder(&user.spec.email, &everyone)?;
         (holder.uid() != user.uid()).then(|| key(holder))
@@ -44,25 +38,13 @@ pub fn holder<'a>(email: &str, users: &'a [Arc<AttentionUser>]) -> Option<&'a At
         .filter(|user| user.metadata.deletion_timestamp.is_none())
         .filter(|user| user.spec.email.eq_ignore_ascii_case(email))
         .min_by_key(|user| {
-            let recorded = user
-                .status
-                .as_ref()
-                .and_then(|status| status.uuid.as_ref())
-                .is_some();
-            (
-                !recorded,
-                user.creation_timestamp().map(|time| time.0),
-                key(user),
-            )
+            let recorded = user.status.as_ref().and_then(|status| status.uuid.as_ref()).is_some();
+            (!recorded, user.creation_timestamp().map(|time| time.0), key(user))
         })
 }
 
 fn key(user: &AttentionUser) -> String {
-    format!(
-        "{}/{}",
-        user.namespace().unwrap_or_default(),
-        user.name_any()
-    )
+    format!("{}/{}", user.namespace().unwrap_or_default(), user.name_any())
 }
 
 #[cfg(test)]
@@ -88,10 +70,8 @@ mod tests {
         user.metadata.namespace = Some(namespace.into());
         user.metadata.uid = Some(format!("{namespace}-{name}"));
         user.metadata.creation_timestamp = Some(serde_json::from_value(json!(created)).unwrap());
-        user.status = uuid.map(|uuid| AttentionUserStatus {
-            uuid: Some(uuid.into()),
-            ..Default::default()
-        });
+        user.status =
+            uuid.map(|uuid| AttentionUserStatus { uuid: Some(uuid.into()), ..Default::default() });
         Arc::new(user)
     }
 
@@ -102,28 +82,16 @@ mod tests {
             user("a", "early", "Ada@X.io", "2026-01-01T00:00:00Z", None),
             user("a", "other", "bob@x.io", "2025-01-01T00:00:00Z", None),
         ];
-        assert_eq!(
-            holder("ada@x.io", &users).map(key).as_deref(),
-            Some("a/early")
-        );
+        assert_eq!(holder("ada@x.io", &users).map(key).as_deref(), Some("a/early"));
     }
 
     #[test]
     fn a_resource_that_recorded_the_user_keeps_it_whatever_its_age() {
         let users = [
             user("a", "early", "ada@x.io", "2026-01-01T00:00:00Z", None),
-            user(
-                "b",
-                "holder",
-                "ada@x.io",
-                "2026-03-01T00:00:00Z",
-                Some("u-1"),
-            ),
+            user("b", "holder", "ada@x.io", "2026-03-01T00:00:00Z", Some("u-1")),
         ];
-        assert_eq!(
-            holder("ada@x.io", &users).map(key).as_deref(),
-            Some("b/holder")
-        );
+        assert_eq!(holder("ada@x.io", &users).map(key).as_deref(), Some("b/holder"));
     }
 
     #[test]
@@ -141,13 +109,7 @@ mod tests {
             (*user("a", "old", "ada@x.io", "2026-01-01T00:00:00Z", Some("u-1"))).clone();
         leaving.metadata.deletion_timestamp =
             Some(serde_json::from_value(json!("2026-05-01T00:00:00Z")).unwrap());
-        let users = [
-            Arc::new(leaving),
-            user("b", "new", "ada@x.io", "2026-04-01T00:00:00Z", None),
-        ];
-        assert_eq!(
-            holder("ada@x.io", &users).map(key).as_deref(),
-            Some("b/new")
-        );
+        let users = [Arc::new(leaving), user("b", "new", "ada@x.io", "2026-04-01T00:00:00Z", None)];
+        assert_eq!(holder("ada@x.io", &users).map(key).as_deref(), Some("b/new"));
     }
 }

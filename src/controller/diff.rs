@@ -21,11 +21,7 @@ pub fn differences(spec: &AttentionUserSpec, remote: &RemoteUser) -> Vec<Drift> 
     };
     compare("firstName", &spec.first_name, remote.first_name.as_deref());
     compare("lastName", &spec.last_name, remote.last_name.as_deref());
-    compare(
-        "roleUUID",
-        &spec.role_uuid,
-        role_of(spec, remote).as_deref(),
-    );
+    compare("roleUUID", &spec.role_uuid, role_of(spec, remote).as_deref());
     compare(
         "teams",
         &joined(&spec_teams(spec)),
@@ -33,11 +29,7 @@ pub fn differences(spec: &AttentionUserSpec, remote: &RemoteUser) -> Vec<Drift> 
     );
     if let Some(primary) = spec.teams.iter().find(|team| team.primary) {
         let actual = remote.primary_team_uuid.as_deref().map(str::to_lowercase);
-        compare(
-            "primaryTeam",
-            &primary.uuid.to_lowercase(),
-            actual.as_deref(),
-        );
+        compare("primaryTeam", &primary.uuid.to_lowercase(), actual.as_deref());
     }
     compare("seatType", spec.seat_type.as_str(), seat_of(remote));
     drift
@@ -82,12 +74,7 @@ pub fn with_declared_membership(mut answer: RemoteUser, spec: &AttentionUserSpec
         answer.roles = Some(vec![reference(&spec.role_uuid)]);
     }
     if answer.teams.is_none() {
-        answer.teams = Some(
-            spec.teams
-                .iter()
-                .map(|team| reference(&team.uuid))
-                .collect(),
-        );
+        answer.teams = Some(spec.teams.iter().map(|team| reference(&team.uuid)).collect());
     }
     answer
 }
@@ -103,46 +90,26 @@ fn teams_to_add(
         .filter(|team| {
             !current.contains(&team.uuid.to_lowercase()) || (team.primary && move_primary)
         })
-        .map(|team| NewTeam {
-            uuid: team.uuid.clone(),
-            primary: team.primary,
-        })
+        .map(|team| NewTeam { uuid: team.uuid.clone(), primary: team.primary })
         .collect()
 }
 
 /// The spec's role if Attention lists it among the user's roles, else what it lists.
 fn role_of(spec: &AttentionUserSpec, remote: &RemoteUser) -> Option<String> {
-    let roles: Vec<String> = remote
-        .roles
-        .as_ref()?
-        .iter()
-        .filter_map(|r| r.uuid.clone())
-        .collect();
-    if roles
-        .iter()
-        .any(|role| role.eq_ignore_ascii_case(&spec.role_uuid))
-    {
+    let roles: Vec<String> = remote.roles.as_ref()?.iter().filter_map(|r| r.uuid.clone()).collect();
+    if roles.iter().any(|role| role.eq_ignore_ascii_case(&spec.role_uuid)) {
         return Some(spec.role_uuid.clone());
     }
     Some(roles.join(","))
 }
 
 fn spec_teams(spec: &AttentionUserSpec) -> BTreeSet<String> {
-    spec.teams
-        .iter()
-        .map(|team| team.uuid.to_lowercase())
-        .collect()
+    spec.teams.iter().map(|team| team.uuid.to_lowercase()).collect()
 }
 
 fn remote_teams(remote: &RemoteUser) -> Option<BTreeSet<String>> {
     let teams = remote.teams.as_ref()?;
-    Some(
-        teams
-            .iter()
-            .filter_map(|team| team.uuid.as_deref())
-            .map(str::to_lowercase)
-            .collect(),
-    )
+    Some(teams.iter().filter_map(|team| team.uuid.as_deref()).map(str::to_lowercase).collect())
 }
 
 fn seat_of(remote: &RemoteUser) -> Option<&str> {
@@ -172,10 +139,7 @@ mod tests {
             role_uuid: ROLE.into(),
             teams: teams
                 .iter()
-                .map(|(uuid, primary)| TeamMembership {
-                    uuid: (*uuid).into(),
-                    primary: *primary,
-                })
+                .map(|(uuid, primary)| TeamMembership { uuid: (*uuid).into(), primary: *primary })
                 .collect(),
             seat_type: SeatType::Recording,
             password_secret_ref: None,
@@ -187,10 +151,7 @@ mod tests {
 
     /// A user as a list answer shows it.
     fn listed(first: &str, role: &str, teams: &[&str], primary: &str, seat: &str) -> RemoteUser {
-        let teams: Vec<_> = teams
-            .iter()
-            .map(|uuid| json!({"uuid": uuid, "name": "T"}))
-            .collect();
+        let teams: Vec<_> = teams.iter().map(|uuid| json!({"uuid": uuid, "name": "T"})).collect();
         serde_json::from_value(json!({
             "uuid": "u-1", "email": "ada@example.com", "firstName": first, "lastName": "Lovelace",
             "roles": [{"uuid": role, "name": "Member"}], "teams": teams,
@@ -227,17 +188,10 @@ mod tests {
         assert_eq!(fields(&drift), ["firstName", "roleUUID", "seatType"]);
         assert_eq!(
             drift[0],
-            Drift {
-                field: "firstName".into(),
-                desired: "Ada".into(),
-                actual: "Augusta".into()
-            }
+            Drift { field: "firstName".into(), desired: "Ada".into(), actual: "Augusta".into() }
         );
         let body = serde_json::to_value(update(&spec, &remote, &drift, None).unwrap()).unwrap();
-        assert_eq!(
-            body,
-            json!({"firstName": "Ada", "roleUUID": ROLE, "seat_type": "listener"})
-        );
+        assert_eq!(body, json!({"firstName": "Ada", "roleUUID": ROLE, "seat_type": "listener"}));
     }
 
     #[test]
@@ -264,13 +218,7 @@ mod tests {
         let drift = differences(&spec, &remote);
         assert_eq!(fields(&drift), ["primaryTeam"]);
         let update = update(&spec, &remote, &drift, None).unwrap();
-        assert_eq!(
-            update.teams_to_add,
-            [NewTeam {
-                uuid: TEAM_B.into(),
-                primary: true
-            }]
-        );
+        assert_eq!(update.teams_to_add, [NewTeam { uuid: TEAM_B.into(), primary: true }]);
         assert!(update.team_uuids_to_remove.is_empty());
     }
 
@@ -294,10 +242,7 @@ mod tests {
         let mut edited = spec.clone();
         edited.role_uuid = OTHER_ROLE.into();
         edited.teams[0].uuid = TEAM_A.into();
-        assert_eq!(
-            fields(&differences(&edited, &known)),
-            ["roleUUID", "teams", "primaryTeam"]
-        );
+        assert_eq!(fields(&differences(&edited, &known)), ["roleUUID", "teams", "primaryTeam"]);
     }
 
     #[test]

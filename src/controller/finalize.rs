@@ -71,12 +71,8 @@ pub async fn keep_in_line(user: &AttentionUser, ctx: &Context) -> Result<(), Err
     if wanted == present {
         return Ok(());
     }
-    let mut finalizers: Vec<String> = user
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
+    let mut finalizers: Vec<String> =
+        user.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     if wanted {
         finalizers.push(FINALIZER.to_owned());
     }
@@ -101,11 +97,7 @@ pub async fn cleanup(user: &AttentionUser, ctx: &Context, paused: bool) -> Resul
     let uuid = match decision {
         OnDelete::Nothing => return Ok(Action::await_change()),
         OnDelete::Release(why) => {
-            let type_ = if paused {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
+            let type_ = if paused { EventType::Warning } else { EventType::Normal };
             return release(user, ctx, type_, "Retained", &why).await;
         }
         OnDelete::DeleteUser(uuid) => uuid,
@@ -135,12 +127,7 @@ async fn delete_failed(
     ctx: &Context,
     error: ApiError,
 ) -> Result<Action, Error> {
-    let attempts = user
-        .status
-        .as_ref()
-        .and_then(|s| s.deletion_attempts)
-        .unwrap_or(0)
-        + 1;
+    let attempts = user.status.as_ref().and_then(|s| s.deletion_attempts).unwrap_or(0) + 1;
     if attempts >= MAX_DELETE_ATTEMPTS {
         let why = format!(
             "gave up deleting the Attention user after {attempts} attempts ({error}); it was left \
@@ -148,16 +135,9 @@ async fn delete_failed(
         );
         return release(user, ctx, EventType::Warning, "DeletionAbandoned", &why).await;
     }
-    let outcome = Outcome::ApiFailed {
-        step: Step::DeleteUser,
-        error,
-    };
-    let mut status = status::build(
-        user.status.as_ref(),
-        user.metadata.generation,
-        &outcome,
-        Timestamp::now(),
-    );
+    let outcome = Outcome::ApiFailed { step: Step::DeleteUser, error };
+    let mut status =
+        status::build(user.status.as_ref(), user.metadata.generation, &outcome, Timestamp::now());
     status.deletion_attempts = Some(attempts);
     reconcile::write_status(user, ctx, &status).await?;
     reconcile::publish_event(user, ctx, &outcome).await;
@@ -172,12 +152,7 @@ async fn release(
     reason: &str,
     why: &str,
 ) -> Result<Action, Error> {
-    let finalizers = user
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
+    let finalizers = user.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     set_finalizers(user, ctx, finalizers).await?;
     reconcile::announce(user, ctx, type_, reason, "Delete", why).await;
     Ok(Action::await_change())
@@ -195,11 +170,7 @@ async fn set_finalizers(
         "metadata": {"resourceVersion": user.resource_version(), "finalizers": finalizers}
     });
     users
-        .patch(
-            &user.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch(&user.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(Error::WriteFinalizer)?;
     Ok(())
@@ -223,23 +194,15 @@ mod tests {
         if finalizer {
             user.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
         }
-        user.status = Some(AttentionUserStatus {
-            uuid: uuid.map(Into::into),
-            ..Default::default()
-        });
+        user.status =
+            Some(AttentionUserStatus { uuid: uuid.map(Into::into), ..Default::default() });
         user
     }
 
     #[test]
     fn only_managed_users_with_a_delete_policy_are_deleted() {
-        assert!(!deletes_user(
-            &user(None, false, None),
-            DeletionPolicy::Retain
-        ));
-        assert!(deletes_user(
-            &user(None, false, None),
-            DeletionPolicy::Delete
-        ));
+        assert!(!deletes_user(&user(None, false, None), DeletionPolicy::Retain));
+        assert!(deletes_user(&user(None, false, None), DeletionPolicy::Delete));
         assert!(deletes_user(
             &user(Some(DeletionPolicy::Delete), false, None),
             DeletionPolicy::Retain
@@ -250,20 +213,14 @@ mod tests {
         ));
         let mut observed = user(Some(DeletionPolicy::Delete), false, None);
         observed.spec.management_policy = ManagementPolicy::Observe;
-        assert!(
-            !deletes_user(&observed, DeletionPolicy::Delete),
-            "Observe changes nothing"
-        );
+        assert!(!deletes_user(&observed, DeletionPolicy::Delete), "Observe changes nothing");
     }
 
     #[test]
     fn deleting_follows_the_policy_the_pause_and_the_record() {
         let delete = Some(DeletionPolicy::Delete);
         let default = DeletionPolicy::Retain;
-        assert_eq!(
-            on_delete(&user(delete, false, Some("u-1")), default, false),
-            OnDelete::Nothing
-        );
+        assert_eq!(on_delete(&user(delete, false, Some("u-1")), default, false), OnDelete::Nothing);
         assert_eq!(
             on_delete(&user(delete, true, Some("u-1")), default, false),
             OnDelete::DeleteUser("u-1".into())
@@ -280,9 +237,6 @@ mod tests {
         pending.status.as_mut().unwrap().create_pending = Some(true);
         assert_eq!(on_delete(&pending, default, false), OnDelete::DeletePending);
         let retained = user(Some(DeletionPolicy::Retain), true, Some("u-1"));
-        assert!(matches!(
-            on_delete(&retained, default, false),
-            OnDelete::Release(_)
-        ));
+        assert!(matches!(on_delete(&retained, default, false), OnDelete::Release(_)));
     }
 }

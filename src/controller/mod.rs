@@ -97,10 +97,8 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Context {
-        let reporter = Reporter {
-            controller: MANAGER.to_owned(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let reporter =
+            Reporter { controller: MANAGER.to_owned(), instance: std::env::var("POD_NAME").ok() };
         Context {
             recorder: Recorder::new(kube.clone(), reporter),
             directory: Directory::new(api.clone(), settings.directory_max_age),
@@ -161,10 +159,7 @@ impl Error {
 pub fn error_policy(user: Arc<AttentionUser>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(reason = error.reason(), %error, "Reconcile failed");
     ctx.metrics.reconcile_error(error.reason());
-    ctx.action(
-        &ObjectRef::from_obj(&*user),
-        Next::Backoff { at_least: None },
-    )
+    ctx.action(&ObjectRef::from_obj(&*user), Next::Backoff { at_least: None })
 }
 
 /// Runs the controller until the process receives SIGTERM or Ctrl-C: one per watched
@@ -176,10 +171,8 @@ pub async fn run(ctx: Arc<Context>, health: Health) {
     } else {
         ctx.settings.namespaces.iter().cloned().map(Some).collect()
     };
-    let controllers: Vec<_> = scopes
-        .iter()
-        .map(|scope| controller_for(scope.as_deref(), &ctx, &health))
-        .collect();
+    let controllers: Vec<_> =
+        scopes.iter().map(|scope| controller_for(scope.as_deref(), &ctx, &health)).collect();
     let readiness = tokio::spawn(health.become_ready_when_synced());
     futures::future::join_all(controllers).await;
     readiness.abort();
@@ -205,9 +198,7 @@ fn controller_for(
     ctx.claims.watch(store.clone());
     let secret_changes = watcher::watcher(secrets, watcher::Config::default()).touched_objects();
     controller
-        .watches_stream(secret_changes, move |secret| {
-            users_of_secret(&store, &secret)
-        })
+        .watches_stream(secret_changes, move |secret| users_of_secret(&store, &secret))
         .with_config(controller::Config::default().concurrency(ctx.settings.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone())
@@ -253,12 +244,7 @@ fn users_of_secret(
         .state()
         .iter()
         .filter(|user| user.namespace() == namespace)
-        .filter(|user| {
-            user.spec
-                .password_secret_ref
-                .as_ref()
-                .is_some_and(|r| r.name == name)
-        })
+        .filter(|user| user.spec.password_secret_ref.as_ref().is_some_and(|r| r.name == name))
         .map(|user| ObjectRef::from_obj(&**user))
         .collect()
 }
@@ -278,10 +264,8 @@ mod tests {
                      "teams": [{"uuid": "8b0e2d6c-1a4f-4e3b-9c5d-7f2a1b3c4d5e"}]},
         }))
         .unwrap();
-        user.spec.password_secret_ref = secret.map(|name| crate::crd::SecretKeyRef {
-            name: name.into(),
-            key: "pw".into(),
-        });
+        user.spec.password_secret_ref =
+            secret.map(|name| crate::crd::SecretKeyRef { name: name.into(), key: "pw".into() });
         user
     }
 
@@ -290,10 +274,7 @@ mod tests {
         let base = user("ada", None);
         let mut with_status = base.clone();
         with_status.status = Some(Default::default());
-        assert_eq!(
-            changes_that_matter(&base),
-            changes_that_matter(&with_status)
-        );
+        assert_eq!(changes_that_matter(&base), changes_that_matter(&with_status));
 
         let mut edited = base.clone();
         edited.metadata.generation = Some(2);
@@ -309,21 +290,14 @@ mod tests {
         for changed in [&edited, &paused, &deleted, &finalized] {
             assert_ne!(changes_that_matter(&base), changes_that_matter(changed));
         }
-        assert_eq!(
-            changes_that_matter(&base),
-            changes_that_matter(&other_annotation)
-        );
+        assert_eq!(changes_that_matter(&base), changes_that_matter(&other_annotation));
     }
 
     #[test]
     fn a_secret_change_reaches_the_users_of_that_secret_only() {
         let (store, mut writer) = reflector::store();
         writer.apply_watcher_event(&Event::Init);
-        for user in [
-            user("ada", Some("shared")),
-            user("bob", Some("other")),
-            user("cy", None),
-        ] {
+        for user in [user("ada", Some("shared")), user("bob", Some("other")), user("cy", None)] {
             writer.apply_watcher_event(&Event::InitApply(user));
         }
         writer.apply_watcher_event(&Event::InitDone);
@@ -332,10 +306,8 @@ mod tests {
             "metadata": {"name": "shared", "namespace": "team-a"},
         }))
         .unwrap();
-        let names: Vec<String> = users_of_secret(&store, &secret)
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
+        let names: Vec<String> =
+            users_of_secret(&store, &secret).into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["ada"]);
         let elsewhere: PartialObjectMeta<Secret> = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",

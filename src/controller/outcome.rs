@@ -44,12 +44,7 @@ pub struct Found {
 impl Found {
     /// A user as found, with nothing changed by this reconcile.
     pub fn new(user: RemoteUser, origin: Origin) -> Found {
-        Found {
-            user,
-            origin,
-            changed: Vec::new(),
-            password_version: None,
-        }
+        Found { user, origin, changed: Vec::new(), password_version: None }
     }
 }
 
@@ -161,9 +156,7 @@ impl Outcome {
             }
             Outcome::ApiFailed { error, .. } => match error {
                 ApiError::Rejected { .. } => Next::AwaitChange,
-                ApiError::RateLimited { retry_after } => Next::Backoff {
-                    at_least: *retry_after,
-                },
+                ApiError::RateLimited { retry_after } => Next::Backoff { at_least: *retry_after },
                 ApiError::Unauthorized { .. }
                 | ApiError::NotFound
                 | ApiError::Unavailable { .. } => Next::Backoff { at_least: None },
@@ -202,10 +195,7 @@ mod tests {
     use super::*;
 
     fn failed(error: ApiError) -> Outcome {
-        Outcome::ApiFailed {
-            step: Step::CreateUser,
-            error,
-        }
+        Outcome::ApiFailed { step: Step::CreateUser, error }
     }
 
     #[test]
@@ -223,14 +213,9 @@ mod tests {
             Outcome::SecretMissing("x".into()),
             Outcome::UserMissing { uuid: "u".into() },
             Outcome::AdoptionRefused { uuid: "u".into() },
-            Outcome::Conflict {
-                holder: "a/b".into(),
-            },
+            Outcome::Conflict { holder: "a/b".into() },
             Outcome::Paused,
-            failed(ApiError::Rejected {
-                status: 422,
-                excerpt: "x".into(),
-            }),
+            failed(ApiError::Rejected { status: 422, excerpt: "x".into() }),
             failed(ApiError::Unauthorized { status: 401 }),
             failed(ApiError::RateLimited { retry_after: None }),
             failed(ApiError::Unavailable { detail: "x".into() }),
@@ -244,26 +229,14 @@ mod tests {
     #[test]
     fn paused_is_neither_ready_nor_failed() {
         assert_eq!(Outcome::Paused.ready_status(), "Unknown");
-        assert_eq!(
-            Outcome::Conflict {
-                holder: "a/b".into()
-            }
-            .ready_status(),
-            "False"
-        );
+        assert_eq!(Outcome::Conflict { holder: "a/b".into() }.ready_status(), "False");
         assert_eq!(Outcome::Paused.next(), Next::Resync);
     }
 
     #[test]
     fn a_conflict_names_the_holder_and_is_retried() {
-        let conflict = Outcome::Conflict {
-            holder: "team-a/ada".into(),
-        };
-        assert!(
-            conflict
-                .message()
-                .starts_with("the AttentionUser team-a/ada already manages")
-        );
+        let conflict = Outcome::Conflict { holder: "team-a/ada".into() };
+        assert!(conflict.message().starts_with("the AttentionUser team-a/ada already manages"));
         assert_eq!(conflict.next(), Next::Backoff { at_least: None });
     }
 
@@ -277,21 +250,14 @@ mod tests {
             actual: "a".into(),
         });
         let outcome = Outcome::Drifted(Box::new(Found::new(user, Origin::Adopted)), drift.to_vec());
-        assert!(
-            outcome
-                .message()
-                .contains("differs from the spec on lastName, teams")
-        );
+        assert!(outcome.message().contains("differs from the spec on lastName, teams"));
         assert_eq!(outcome.ready_status(), "False");
     }
 
     #[test]
     fn spec_problems_wait_for_a_change() {
         assert_eq!(Outcome::InvalidSpec("x".into()).next(), Next::AwaitChange);
-        let rejected = failed(ApiError::Rejected {
-            status: 400,
-            excerpt: "bad".into(),
-        });
+        let rejected = failed(ApiError::Rejected { status: 400, excerpt: "bad".into() });
         assert_eq!(rejected.next(), Next::AwaitChange);
     }
 
@@ -300,28 +266,18 @@ mod tests {
         let retry_after = Some(Duration::from_secs(30));
         assert_eq!(
             failed(ApiError::RateLimited { retry_after }).next(),
-            Next::Backoff {
-                at_least: retry_after
-            }
+            Next::Backoff { at_least: retry_after }
         );
-        let unavailable = failed(ApiError::Unavailable {
-            detail: "timeout".into(),
-        });
+        let unavailable = failed(ApiError::Unavailable { detail: "timeout".into() });
         assert_eq!(unavailable.next(), Next::Backoff { at_least: None });
         let unauthorized = failed(ApiError::Unauthorized { status: 401 });
         assert_eq!(unauthorized.next(), Next::Backoff { at_least: None });
-        assert_eq!(
-            Outcome::SecretMissing("x".into()).next(),
-            Next::Backoff { at_least: None }
-        );
+        assert_eq!(Outcome::SecretMissing("x".into()).next(), Next::Backoff { at_least: None });
     }
 
     #[test]
     fn messages_name_the_step_and_say_what_happens_next() {
-        let rejected = failed(ApiError::Rejected {
-            status: 422,
-            excerpt: "role unknown".into(),
-        });
+        let rejected = failed(ApiError::Rejected { status: 422, excerpt: "role unknown".into() });
         assert_eq!(
             rejected.message(),
             "failed to create the user: attention rejected the request with status 422: \

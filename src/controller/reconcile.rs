@@ -30,32 +30,22 @@ pub async fn reconcile(user: Arc<AttentionUser>, ctx: Arc<Context>) -> Result<Ac
     }
     finalize::keep_in_line(&user, &ctx).await?;
     let mut current = user.status.clone();
-    let outcome = if is_paused(&user) {
-        Outcome::Paused
-    } else {
-        observe(&user, &ctx, &mut current).await?
-    };
-    let desired = status::build(
-        current.as_ref(),
-        user.metadata.generation,
-        &outcome,
-        Timestamp::now(),
-    );
+    let outcome =
+        if is_paused(&user) { Outcome::Paused } else { observe(&user, &ctx, &mut current).await? };
+    let desired =
+        status::build(current.as_ref(), user.metadata.generation, &outcome, Timestamp::now());
     if current.as_ref() != Some(&desired) {
         write_status(&user, &ctx, &desired).await?;
     }
     publish_event(&user, &ctx, &outcome).await;
-    ctx.metrics
-        .reconciled(outcome.reason(), outcome.is_ready(), started.elapsed());
+    ctx.metrics.reconciled(outcome.reason(), outcome.is_ready(), started.elapsed());
     tracing::debug!(reason = outcome.reason(), "Reconciled");
     Ok(ctx.action(&ObjectRef::from_obj(&*user), outcome.next()))
 }
 
 /// Whether the paused annotation is set to `"true"`.
 pub fn is_paused(user: &AttentionUser) -> bool {
-    user.annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|value| value == "true")
+    user.annotations().get(PAUSED_ANNOTATION).is_some_and(|value| value == "true")
 }
 
 /// Finds the user in Attention and brings it in line with the spec as the policies allow.
@@ -83,10 +73,7 @@ async fn observe(
             }
             Ok(None) => {}
             Err(error) => {
-                return Ok(Outcome::ApiFailed {
-                    step: Step::ListUsers,
-                    error,
-                });
+                return Ok(Outcome::ApiFailed { step: Step::ListUsers, error });
             }
         }
     }
@@ -96,10 +83,7 @@ async fn observe(
             None => Ok(Outcome::AdoptionRefused { uuid: remote.uuid }),
         },
         Ok(None) => create_missing(user, ctx, current, recorded).await,
-        Err(error) => Ok(Outcome::ApiFailed {
-            step: Step::ListUsers,
-            error,
-        }),
+        Err(error) => Ok(Outcome::ApiFailed { step: Step::ListUsers, error }),
     }
 }
 
@@ -150,27 +134,17 @@ async fn create(
     let creating = status::creating(current.as_ref(), user.metadata.generation, Timestamp::now());
     write_status(user, ctx, &creating).await?;
     *current = Some(creating);
-    match ctx
-        .api
-        .create_user(&request::new_user(&user.spec, password))
-        .await
-    {
+    match ctx.api.create_user(&request::new_user(&user.spec, password)).await {
         Ok(remote) => {
             tracing::info!(uuid = %remote.uuid, "Created user in Attention");
             let remote = diff::with_declared_membership(remote, &user.spec);
             ctx.directory.record(remote.clone()).await;
-            let found = Found {
-                password_version: version,
-                ..Found::new(remote, origin)
-            };
+            let found = Found { password_version: version, ..Found::new(remote, origin) };
             Ok(Outcome::Ready(Box::new(found)))
         }
         Err(error) => {
             ctx.directory.invalidate().await;
-            Ok(Outcome::ApiFailed {
-                step: Step::CreateUser,
-                error,
-            })
+            Ok(Outcome::ApiFailed { step: Step::CreateUser, error })
         }
     }
 }
@@ -197,10 +171,7 @@ async fn converge(
     let (password, version) = password_to_send(user, ctx, current, adopting).await?;
     let sending = password.is_some();
     let Some(update) = diff::update(&user.spec, &remote, &drift, password) else {
-        let found = Found {
-            password_version: version,
-            ..Found::new(remote, origin)
-        };
+        let found = Found { password_version: version, ..Found::new(remote, origin) };
         return Ok(Outcome::Ready(Box::new(found)));
     };
     match ctx.api.update_user(&remote.uuid, &update).await {
@@ -210,17 +181,10 @@ async fn converge(
             tracing::info!(uuid = %updated.uuid, changed = ?changed, "Updated user in Attention");
             let updated = diff::with_declared_membership(updated, &user.spec);
             ctx.directory.record(updated.clone()).await;
-            let found = Found {
-                changed,
-                password_version: version,
-                ..Found::new(updated, origin)
-            };
+            let found = Found { changed, password_version: version, ..Found::new(updated, origin) };
             Ok(Outcome::Ready(Box::new(found)))
         }
-        Err(error) => Ok(Outcome::ApiFailed {
-            step: Step::UpdateUser,
-            error,
-        }),
+        Err(error) => Ok(Outcome::ApiFailed { step: Step::UpdateUser, error }),
     }
 }
 
@@ -243,7 +207,7 @@ async fn password_to_send(
         Ok((_, version)) if adopting => Ok((None, Some(version))),
         Ok((password, version)) => Ok((Some(password), Some(version))),
         Err(problem) => {
-            tracing::debug!(%problem, "Password Secret unusable; the existing user keeps its password");
+            tracing::debug!(%problem, "Password Secret unusable; the user keeps its password");
             Ok((None, None))
         }
     }
@@ -260,17 +224,11 @@ async fn read_password(
     let found = secrets
         .get_opt(&reference.name)
         .await
-        .map_err(|source| Error::ReadSecret {
-            name: reference.name.clone(),
-            source,
-        })?;
+        .map_err(|source| Error::ReadSecret { name: reference.name.clone(), source })?;
     let version = format!(
         "{}/{}",
         reference.name,
-        found
-            .as_ref()
-            .and_then(|s| s.resource_version())
-            .unwrap_or_default()
+        found.as_ref().and_then(|s| s.resource_version()).unwrap_or_default()
     );
     Ok(secret::password(found.as_ref(), reference).map(|password| (password, version)))
 }
@@ -316,29 +274,12 @@ pub(super) async fn publish_event(user: &AttentionUser, ctx: &Context, outcome: 
         }
         Outcome::Ready(_) => (EventType::Normal, "Create"),
         Outcome::Paused => (EventType::Normal, "Pause"),
-        Outcome::ApiFailed {
-            step: Step::CreateUser,
-            ..
-        } => (EventType::Warning, "Create"),
-        Outcome::ApiFailed {
-            step: Step::UpdateUser,
-            ..
-        } => (EventType::Warning, "Update"),
-        Outcome::ApiFailed {
-            step: Step::DeleteUser,
-            ..
-        } => (EventType::Warning, "Delete"),
+        Outcome::ApiFailed { step: Step::CreateUser, .. } => (EventType::Warning, "Create"),
+        Outcome::ApiFailed { step: Step::UpdateUser, .. } => (EventType::Warning, "Update"),
+        Outcome::ApiFailed { step: Step::DeleteUser, .. } => (EventType::Warning, "Delete"),
         _ => (EventType::Warning, "Reconcile"),
     };
-    announce(
-        user,
-        ctx,
-        type_,
-        outcome.reason(),
-        action,
-        &outcome.message(),
-    )
-    .await;
+    announce(user, ctx, type_, outcome.reason(), action, &outcome.message()).await;
 }
 
 /// Publishes one Event about `user`; a failure to publish is logged, never fatal.

@@ -13,10 +13,7 @@ pub fn new_user(spec: &AttentionUserSpec, password: Option<Password>) -> NewUser
         teams: spec
             .teams
             .iter()
-            .map(|team| NewTeam {
-                uuid: team.uuid.clone(),
-                primary: team.primary,
-            })
+            .map(|team| NewTeam { uuid: team.uuid.clone(), primary: team.primary })
             .collect(),
         password,
         seat_type: spec.seat_type.as_str().to_owned(),

@@ -25,32 +25,19 @@ impl Retries {
             .with_factor(2.0)
             .with_jitter()
             .without_max_times();
-        Retries {
-            builder,
-            failing: Mutex::default(),
-        }
+        Retries { builder, failing: Mutex::default() }
     }
 
     /// The delay before the next retry of `object`; each call counts one more failure.
     pub fn next_delay(&self, object: &ObjectRef<AttentionUser>) -> Duration {
-        let mut failing = self
-            .failing
-            .lock()
-            .expect("no thread panics while holding the lock");
-        let delays = failing
-            .entry(object.clone())
-            .or_insert_with(|| self.builder.build());
-        delays
-            .next()
-            .expect("a backoff without a maximum number of times never ends")
+        let mut failing = self.failing.lock().expect("no thread panics while holding the lock");
+        let delays = failing.entry(object.clone()).or_insert_with(|| self.builder.build());
+        delays.next().expect("a backoff without a maximum number of times never ends")
     }
 
     /// Forgets the failures of `object` after it succeeded.
     pub fn reset(&self, object: &ObjectRef<AttentionUser>) {
-        self.failing
-            .lock()
-            .expect("no thread panics while holding the lock")
-            .remove(object);
+        self.failing.lock().expect("no thread panics while holding the lock").remove(object);
     }
 }
 
@@ -65,29 +52,18 @@ mod tests {
     #[test]
     fn delays_grow_from_the_first_delay_to_the_cap() {
         let retries = Retries::new(Duration::from_secs(1), Duration::from_secs(300));
-        let delays: Vec<Duration> = (0..20)
-            .map(|_| retries.next_delay(&object("ada")))
-            .collect();
+        let delays: Vec<Duration> = (0..20).map(|_| retries.next_delay(&object("ada"))).collect();
         assert!(delays[0] >= Duration::from_secs(1) && delays[0] < Duration::from_secs(2));
         assert!(delays[3] >= Duration::from_secs(8) && delays[3] < Duration::from_secs(16));
-        assert!(
-            delays
-                .iter()
-                .all(|delay| *delay <= Duration::from_secs(300))
-        );
-        assert!(
-            delays[10..]
-                .iter()
-                .all(|delay| *delay >= Duration::from_secs(150))
-        );
+        assert!(delays.iter().all(|delay| *delay <= Duration::from_secs(300)));
+        assert!(delays[10..].iter().all(|delay| *delay >= Duration::from_secs(150)));
     }
 
     #[test]
     fn jitter_spreads_objects_that_fail_together() {
         let retries = Retries::new(Duration::from_secs(10), Duration::from_secs(300));
-        let delays: Vec<Duration> = (0..20)
-            .map(|i| retries.next_delay(&object(&format!("user-{i}"))))
-            .collect();
+        let delays: Vec<Duration> =
+            (0..20).map(|i| retries.next_delay(&object(&format!("user-{i}")))).collect();
         let mut distinct = delays.clone();
         distinct.sort_unstable();
         distinct.dedup();

@@ -32,18 +32,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn reference() -> SecretKeyRef {
-        SecretKeyRef {
-            name: "ada-password".into(),
-            key: "password".into(),
-        }
+        SecretKeyRef { name: "ada-password".into(), key: "password".into() }
     }
 
     fn secret(key: &str, value: &[u8]) -> Secret {
         Secret {
-            data: Some(BTreeMap::from([(
-                key.to_owned(),
-                ByteString(value.to_vec()),
-            )])),
+            data: Some(BTreeMap::from([(key.to_owned(), ByteString(value.to_vec()))])),
             ..Secret::default()
         }
     }
@@ -58,18 +52,12 @@ mod tests {
     fn each_problem_is_named_without_the_value() {
         let cases: [(Option<Secret>, &str); 4] = [
             (None, "Secret ada-password does not exist"),
-            (
-                Some(secret("other", b"hunter2")),
-                "Secret ada-password has no key password",
-            ),
+            (Some(secret("other", b"hunter2")), "Secret ada-password has no key password"),
             (
                 Some(secret("password", b"\xff\xfehunter2")),
                 "key password of Secret ada-password is not UTF-8 text",
             ),
-            (
-                Some(secret("password", b"\n")),
-                "key password of Secret ada-password is empty",
-            ),
+            (Some(secret("password", b"\n")), "key password of Secret ada-password is empty"),
         ];
         for (secret, expected) in cases {
             let problem = password(secret.as_ref(), &reference()).unwrap_err();

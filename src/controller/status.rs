@@ -21,10 +21,7 @@ pub fn build(
     match outcome {
         Outcome::Ready(found) => record_found(&mut status, found, Vec::new()),
         Outcome::Drifted(found, drift) => record_found(&mut status, found, drift.clone()),
-        Outcome::ApiFailed {
-            step: Step::CreateUser,
-            error,
-        } => {
+        Outcome::ApiFailed { step: Step::CreateUser, error } => {
             status.create_pending = error.may_have_taken_effect().then_some(true);
         }
         _ => {}
@@ -83,9 +80,7 @@ fn set_ready(
         _ => Time(now),
     };
     status.observed_generation = generation;
-    status
-        .conditions
-        .retain(|condition| condition.type_ != READY);
+    status.conditions.retain(|condition| condition.type_ != READY);
     status.conditions.push(Condition {
         type_: READY.to_owned(),
         status: ready.to_owned(),
@@ -126,10 +121,7 @@ mod tests {
     #[test]
     fn ready_status_carries_what_attention_reports() {
         let status = build(None, Some(3), &ready(Origin::Created), at(0));
-        assert_eq!(
-            status.uuid.as_deref(),
-            Some("5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b")
-        );
+        assert_eq!(status.uuid.as_deref(), Some("5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b"));
         assert_eq!(status.origin, Some(Origin::Created));
         assert_eq!(status.bot_name.as_deref(), Some("Ada's Notetaker"));
         assert_eq!(
@@ -137,16 +129,10 @@ mod tests {
             Some("8b0e2d6c-1a4f-4e3b-9c5d-7f2a1b3c4d5e")
         );
         assert_eq!(status.transcript_lang.as_deref(), Some("en"));
-        assert_eq!(
-            status.settings.as_ref().unwrap()["seat_type"],
-            json!("recording")
-        );
+        assert_eq!(status.settings.as_ref().unwrap()["seat_type"], json!("recording"));
         assert_eq!(status.observed_generation, Some(3));
         let condition = status.ready().unwrap();
-        assert_eq!(
-            (condition.status.as_str(), condition.reason.as_str()),
-            ("True", "Created")
-        );
+        assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "Created"));
         assert_eq!(condition.observed_generation, Some(3));
         assert_eq!(condition.last_transition_time, Time(at(0)));
     }
@@ -162,9 +148,7 @@ mod tests {
     fn transition_time_moves_only_when_ready_changes() {
         let unavailable = Outcome::ApiFailed {
             step: Step::ListUsers,
-            error: ApiError::Unavailable {
-                detail: "status 503: x".into(),
-            },
+            error: ApiError::Unavailable { detail: "status 503: x".into() },
         };
         let rate_limited = Outcome::ApiFailed {
             step: Step::ListUsers,
@@ -199,23 +183,12 @@ mod tests {
 
     #[test]
     fn drift_is_reported_then_cleared_when_the_user_matches() {
-        let drift = vec![Drift {
-            field: "lastName".into(),
-            desired: "L".into(),
-            actual: "K".into(),
-        }];
+        let drift =
+            vec![Drift { field: "lastName".into(), desired: "L".into(), actual: "K".into() }];
         let found = Box::new(Found::new(remote(), Origin::Adopted));
-        let drifted = build(
-            None,
-            Some(1),
-            &Outcome::Drifted(found, drift.clone()),
-            at(0),
-        );
+        let drifted = build(None, Some(1), &Outcome::Drifted(found, drift.clone()), at(0));
         assert_eq!(drifted.drift, drift);
-        assert_eq!(
-            drifted.uuid.as_deref(),
-            Some("5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b")
-        );
+        assert_eq!(drifted.uuid.as_deref(), Some("5b0f6a3e-2c1d-4e8f-9a7b-6c5d4e3f2a1b"));
         assert_eq!(drifted.ready().unwrap().status, "False");
         let matching = build(Some(&drifted), Some(1), &ready(Origin::Adopted), at(1));
         assert!(matching.drift.is_empty());
@@ -237,17 +210,11 @@ mod tests {
         let paused = build(Some(&healthy), Some(2), &Outcome::Paused, at(1));
         assert_eq!(paused.uuid, healthy.uuid);
         let condition = paused.ready().unwrap();
-        assert_eq!(
-            (condition.status.as_str(), condition.reason.as_str()),
-            ("Unknown", "Paused")
-        );
+        assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("Unknown", "Paused"));
     }
 
     fn create_failed(error: ApiError) -> Outcome {
-        Outcome::ApiFailed {
-            step: Step::CreateUser,
-            error,
-        }
+        Outcome::ApiFailed { step: Step::CreateUser, error }
     }
 
     #[test]
@@ -256,9 +223,7 @@ mod tests {
         assert_eq!(sent.ready().unwrap().reason, CREATING);
         assert_eq!(sent.create_pending, Some(true));
 
-        let lost = create_failed(ApiError::Unavailable {
-            detail: "status 502: x".into(),
-        });
+        let lost = create_failed(ApiError::Unavailable { detail: "status 502: x".into() });
         let after_502 = build(Some(&sent), Some(1), &lost, at(1));
         assert_eq!(after_502.create_pending, Some(true));
 
@@ -269,10 +234,7 @@ mod tests {
     #[test]
     fn a_refused_create_is_not_pending() {
         let sent = creating(None, Some(1), at(0));
-        let refused = create_failed(ApiError::Rejected {
-            status: 409,
-            excerpt: "exists".into(),
-        });
+        let refused = create_failed(ApiError::Rejected { status: 409, excerpt: "exists".into() });
         let status = build(Some(&sent), Some(1), &refused, at(1));
         assert_eq!(status.create_pending, None);
     }

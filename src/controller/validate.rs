@@ -14,14 +14,9 @@ pub fn problems(spec: &AttentionUserSpec) -> Vec<String> {
     if !is_email(&spec.email) {
         problems.push(format!("email {:?} is not a valid address", spec.email));
     }
-    for (field, value) in [
-        ("firstName", &spec.first_name),
-        ("lastName", &spec.last_name),
-    ] {
+    for (field, value) in [("firstName", &spec.first_name), ("lastName", &spec.last_name)] {
         if value.trim().is_empty() || value.chars().count() > MAX_NAME {
-            problems.push(format!(
-                "{field} must have 1 to {MAX_NAME} characters, not only spaces"
-            ));
+            problems.push(format!("{field} must have 1 to {MAX_NAME} characters, not only spaces"));
         }
     }
     if !is_uuid(&spec.role_uuid) {
@@ -63,9 +58,7 @@ fn is_email(value: &str) -> bool {
         && !value.chars().any(char::is_whitespace)
         && !local.is_empty()
         && !domain.contains('@')
-        && domain
-            .split_once('.')
-            .is_some_and(|(host, rest)| !host.is_empty() && !rest.is_empty())
+        && domain.split_once('.').is_some_and(|(host, rest)| !host.is_empty() && !rest.is_empty())
 }
 
 #[cfg(test)]
@@ -83,10 +76,7 @@ mod tests {
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),
             role_uuid: ROLE.into(),
-            teams: vec![TeamMembership {
-                uuid: TEAM_A.into(),
-                primary: true,
-            }],
+            teams: vec![TeamMembership { uuid: TEAM_A.into(), primary: true }],
             seat_type: SeatType::Recording,
             password_secret_ref: None,
             management_policy: Default::default(),
@@ -102,32 +92,16 @@ mod tests {
 
     #[test]
     fn bad_emails_are_named() {
-        for email in [
-            "ada",
-            "ada@",
-            "@example.com",
-            "ada@example",
-            "a b@example.com",
-            "a@b@c.io",
-        ] {
-            let spec = AttentionUserSpec {
-                email: email.into(),
-                ..spec()
-            };
-            assert_eq!(
-                problems(&spec),
-                [format!("email {email:?} is not a valid address")]
-            );
+        for email in ["ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.io"] {
+            let spec = AttentionUserSpec { email: email.into(), ..spec() };
+            assert_eq!(problems(&spec), [format!("email {email:?} is not a valid address")]);
         }
     }
 
     #[test]
     fn blank_names_are_refused() {
-        let spec = AttentionUserSpec {
-            first_name: "  ".into(),
-            last_name: String::new(),
-            ..spec()
-        };
+        let spec =
+            AttentionUserSpec { first_name: "  ".into(), last_name: String::new(), ..spec() };
         assert_eq!(problems(&spec).len(), 2);
         assert!(problems(&spec)[0].starts_with("firstName must have"));
     }
@@ -142,57 +116,33 @@ mod tests {
             problems(&spec),
             ["roleUUID \"84e67f54-5157-442b-a2b3-8b9c728b2fef1\" is not a UUID"]
         );
-        assert!(
-            !is_uuid("3f1c7a525d0e4c599f7b2f6a9e0c1d24"),
-            "the unhyphenated form is refused"
-        );
+        assert!(!is_uuid("3f1c7a525d0e4c599f7b2f6a9e0c1d24"), "the unhyphenated form is refused");
     }
 
     #[test]
     fn team_lists_are_checked() {
-        let empty = AttentionUserSpec {
-            teams: vec![],
-            ..spec()
-        };
+        let empty = AttentionUserSpec { teams: vec![], ..spec() };
         assert_eq!(problems(&empty), ["teams must list 1 to 64 teams"]);
 
         let twice = AttentionUserSpec {
             teams: vec![
-                TeamMembership {
-                    uuid: TEAM_A.into(),
-                    primary: false,
-                },
-                TeamMembership {
-                    uuid: TEAM_A.to_uppercase(),
-                    primary: false,
-                },
+                TeamMembership { uuid: TEAM_A.into(), primary: false },
+                TeamMembership { uuid: TEAM_A.to_uppercase(), primary: false },
             ],
             ..spec()
         };
         assert_eq!(
             problems(&twice),
-            [format!(
-                "team {} is listed more than once",
-                TEAM_A.to_uppercase()
-            )]
+            [format!("team {} is listed more than once", TEAM_A.to_uppercase())]
         );
 
         let two_primaries = AttentionUserSpec {
             teams: vec![
-                TeamMembership {
-                    uuid: TEAM_A.into(),
-                    primary: true,
-                },
-                TeamMembership {
-                    uuid: TEAM_B.into(),
-                    primary: true,
-                },
+                TeamMembership { uuid: TEAM_A.into(), primary: true },
+                TeamMembership { uuid: TEAM_B.into(), primary: true },
             ],
             ..spec()
         };
-        assert_eq!(
-            problems(&two_primaries),
-            ["at most one team can be primary"]
-        );
+        assert_eq!(problems(&two_primaries), ["at most one team can be primary"]);
     }
 }

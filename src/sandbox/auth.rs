@@ -26,10 +26,7 @@ pub(crate) struct KeyCheck {
 
 impl fmt::Debug for KeyCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyCheck")
-            .field("key", &"<redacted>")
-            .field("mode", &self.mode)
-            .finish()
+        f.debug_struct("KeyCheck").field("key", &"<redacted>").field("mode", &self.mode).finish()
     }
 }
 

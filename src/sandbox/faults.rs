@@ -99,11 +99,7 @@ fn is_error_status(code: u16) -> bool {
 
 /// `code` as a status when it is a valid error status, else `fallback`.
 fn status_or(code: u16, fallback: u16) -> StatusCode {
-    let code = if is_error_status(code) {
-        code
-    } else {
-        fallback
-    };
+    let code = if is_error_status(code) { code } else { fallback };
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -129,11 +125,8 @@ mod tests {
 
     #[test]
     fn rate_limit_counts_down() {
-        let mut faults = Faults {
-            rate_limit_next: 2,
-            retry_after_secs: Some(3),
-            ..Faults::default()
-        };
+        let mut faults =
+            Faults { rate_limit_next: 2, retry_after_secs: Some(3), ..Faults::default() };
         assert_eq!(faults.take_rate_limit(), Some(Some(3)));
         assert_eq!(faults.take_rate_limit(), Some(Some(3)));
         assert_eq!(faults.take_rate_limit(), None);
@@ -143,38 +136,22 @@ mod tests {
     fn error_roll_respects_rate_bounds() {
         let never = Faults::default();
         assert_eq!(never.error_for_roll(0.0), None);
-        let always = Faults {
-            error_rate: 1.0,
-            error_status: 503,
-            ..Faults::default()
-        };
-        assert_eq!(
-            always.error_for_roll(0.999_999),
-            Some(StatusCode::SERVICE_UNAVAILABLE)
-        );
+        let always = Faults { error_rate: 1.0, error_status: 503, ..Faults::default() };
+        assert_eq!(always.error_for_roll(0.999_999), Some(StatusCode::SERVICE_UNAVAILABLE));
     }
 
     #[test]
     fn commit_then_502_counts_down() {
-        let mut faults = Faults {
-            commit_then_502_next: 1,
-            ..Faults::default()
-        };
+        let mut faults = Faults { commit_then_502_next: 1, ..Faults::default() };
         assert!(faults.take_commit_then_502());
         assert!(!faults.take_commit_then_502());
     }
 
     #[test]
     fn validate_rejects_out_of_range_values() {
-        let rate = Faults {
-            error_rate: 1.5,
-            ..Faults::default()
-        };
+        let rate = Faults { error_rate: 1.5, ..Faults::default() };
         assert!(rate.validate().unwrap_err().contains("error_rate"));
-        let status = Faults {
-            duplicate_status: 200,
-            ..Faults::default()
-        };
+        let status = Faults { duplicate_status: 200, ..Faults::default() };
         assert!(status.validate().unwrap_err().contains("duplicate_status"));
     }
 
@@ -186,10 +163,7 @@ mod tests {
             duplicate_status: 1000,
             ..Faults::default()
         };
-        assert_eq!(
-            faults.error_for_roll(0.5),
-            Some(StatusCode::INTERNAL_SERVER_ERROR)
-        );
+        assert_eq!(faults.error_for_roll(0.5), Some(StatusCode::INTERNAL_SERVER_ERROR));
         assert_eq!(faults.duplicate_status_code(), StatusCode::CONFLICT);
     }
 }

@@ -167,9 +167,7 @@ pub struct Sandbox {
 
 impl fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sandbox")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -186,12 +184,7 @@ impl Sandbox {
         });
         let task = tokio::spawn(async move { server.await });
         tracing::debug!(%addr, "sandbox listening");
-        Ok(Sandbox {
-            shared,
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(Sandbox { shared, addr, stop: Some(stop), task: Some(task) })
     }
 
     /// Serves the sandbox on a free loopback port.

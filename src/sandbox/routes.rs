@@ -28,10 +28,7 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 pub(crate) fn router(shared: AppState) -> Router {
     let api = Router::new()
         .route("/organizations/users", get(list_users).post(create_user))
-        .route(
-            "/organizations/users/{user_id}",
-            patch(update_user).delete(delete_user),
-        )
+        .route("/organizations/users/{user_id}", patch(update_user).delete(delete_user))
         .route("/users", get(list_users))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -94,10 +91,7 @@ fn record(shared: &Shared, parts: &Parts, body: &[u8]) -> bool {
     let header = parts.headers.get(header::AUTHORIZATION);
     let authorized = shared.keys().accepts(header.map(|v| v.as_bytes()));
     // Nesting strips `/v2` from `parts.uri`: take the URI as the client sent it.
-    let uri = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or(&parts.uri, |o| &o.0);
+    let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     tracing::debug!(method = %parts.method, path, authorized, "api request");
     let method = parts.method.as_str();
@@ -124,9 +118,7 @@ async fn injected(shared: &Shared, authorized: bool) -> Option<Response> {
 fn rate_limited(retry_after_secs: Option<u64>) -> Response {
     let mut answer = message(StatusCode::TOO_MANY_REQUESTS, "too many requests");
     if let Some(secs) = retry_after_secs {
-        answer
-            .headers_mut()
-            .insert(header::RETRY_AFTER, secs.into());
+        answer.headers_mut().insert(header::RETRY_AFTER, secs.into());
     }
     answer
 }
@@ -151,10 +143,7 @@ async fn create_user(State(shared): State<AppState>, body: Bytes) -> Response {
         let status = shared.faults().duplicate_status_code();
         return message(status, "a user with this email already exists");
     };
-    tracing::info!(
-        uuid = user["uuid"].as_str().unwrap_or_default(),
-        "user created"
-    );
+    tracing::info!(uuid = user["uuid"].as_str().unwrap_or_default(), "user created");
     answer_created(&shared, user).await
 }
 

@@ -148,11 +148,7 @@ pub(crate) struct StoredUser {
 
 impl StoredUser {
     fn from_seed(seed: SeedUser, uuid: String, created_at: String) -> Self {
-        let primary_team = seed
-            .teams
-            .iter()
-            .find(|t| t.primary)
-            .map(|t| t.uuid.clone());
+        let primary_team = seed.teams.iter().find(|t| t.primary).map(|t| t.uuid.clone());
         StoredUser {
             uuid,
             bot_name: format!("{}'s Notetaker", seed.first_name),
@@ -190,22 +186,12 @@ impl StoredUser {
 
     /// Memberships after removing, then adding; a `primary` addition becomes the primary.
     fn teams_after(&self, patch: &UserPatch) -> Result<(Vec<String>, Option<String>), String> {
-        let kept = self
-            .teams
-            .iter()
-            .filter(|t| !patch.team_uuids_to_remove.contains(t));
-        let teams = dedup(
-            kept.chain(patch.teams_to_add.iter().map(|t| &t.uuid))
-                .cloned(),
-        );
+        let kept = self.teams.iter().filter(|t| !patch.team_uuids_to_remove.contains(t));
+        let teams = dedup(kept.chain(patch.teams_to_add.iter().map(|t| &t.uuid)).cloned());
         if teams.is_empty() {
             return Err("a user must keep at least one team".to_owned());
         }
-        let added_primary = patch
-            .teams_to_add
-            .iter()
-            .find(|t| t.primary)
-            .map(|t| &t.uuid);
+        let added_primary = patch.teams_to_add.iter().find(|t| t.primary).map(|t| &t.uuid);
         let primary = added_primary.or(self.primary_team.as_ref());
         let primary = primary.filter(|p| teams.contains(p)).cloned();
         Ok((teams, primary))
@@ -293,10 +279,7 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new() -> Self {
-        Store {
-            organization_uuid: uuid::Uuid::new_v4().to_string(),
-            users: Vec::new(),
-        }
+        Store { organization_uuid: uuid::Uuid::new_v4().to_string(), users: Vec::new() }
     }
 
     /// Stores `seed` without any check; answers the new user's UUID.
@@ -324,22 +307,14 @@ impl Store {
 
     /// Users as a list answer shows them, only members of `team` when given.
     pub(crate) fn list(&self, team: Option<&str>) -> Vec<Value> {
-        let members = self
-            .users
-            .iter()
-            .filter(|u| team.is_none_or(|t| u.teams.iter().any(|m| m == t)));
-        members
-            .map(|u| u.render(&self.organization_uuid, Shape::Listed))
-            .collect()
+        let members =
+            self.users.iter().filter(|u| team.is_none_or(|t| u.teams.iter().any(|m| m == t)));
+        members.map(|u| u.render(&self.organization_uuid, Shape::Listed)).collect()
     }
 
     /// Applies `patch` to user `uuid`; answers the user as an update answer shows it.
     pub(crate) fn update(&mut self, uuid: &str, patch: UserPatch) -> Result<Value, UpdateError> {
-        let user = self
-            .users
-            .iter_mut()
-            .find(|u| u.uuid == uuid)
-            .ok_or(UpdateError::NotFound)?;
+        let user = self.users.iter_mut().find(|u| u.uuid == uuid).ok_or(UpdateError::NotFound)?;
         user.apply(patch).map_err(UpdateError::Invalid)?;
         Ok(user.render(&self.organization_uuid, Shape::Single))
     }
@@ -391,12 +366,7 @@ impl RecordedRequest {
         if let Some(body) = &mut body {
             redact_passwords(body);
         }
-        RecordedRequest {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            authorized,
-            body,
-        }
+        RecordedRequest { method: method.to_owned(), path: path.to_owned(), authorized, body }
     }
 }
 
@@ -434,10 +404,7 @@ mod tests {
             role_uuid: ROLE.to_owned(),
             teams: teams
                 .iter()
-                .map(|(uuid, primary)| SeedTeam {
-                    uuid: (*uuid).to_owned(),
-                    primary: *primary,
-                })
+                .map(|(uuid, primary)| SeedTeam { uuid: (*uuid).to_owned(), primary: *primary })
                 .collect(),
             seat_type: None,
             password: Some("s3cret-pass".to_owned()),
@@ -445,11 +412,7 @@ mod tests {
     }
 
     fn user(teams: &[(&str, bool)]) -> StoredUser {
-        StoredUser::from_seed(
-            seed(teams),
-            "u-1".to_owned(),
-            "2026-01-01T00:00:00Z".to_owned(),
-        )
+        StoredUser::from_seed(seed(teams), "u-1".to_owned(), "2026-01-01T00:00:00Z".to_owned())
     }
 
     fn patch() -> UserPatch {
@@ -486,9 +449,7 @@ mod tests {
 
     #[test]
     fn rendering_never_shows_the_password() {
-        let shown = user(&[(TEAM_A, true)])
-            .render("o", Shape::Listed)
-            .to_string();
+        let shown = user(&[(TEAM_A, true)]).render("o", Shape::Listed).to_string();
         assert!(!shown.contains("s3cret-pass"));
     }
 
@@ -510,10 +471,7 @@ mod tests {
             ..patch()
         };
         ada.apply(change).unwrap();
-        assert_eq!(
-            (ada.first_name.as_str(), ada.last_name.as_str()),
-            ("Ada", "King")
-        );
+        assert_eq!((ada.first_name.as_str(), ada.last_name.as_str()), ("Ada", "King"));
         assert!(ada.deals_enabled);
         assert_eq!(ada.seat_type, SeatType::Listener);
         assert_eq!(ada.password.as_deref(), Some("s3cret-pass"));
@@ -523,10 +481,7 @@ mod tests {
     fn added_primary_team_becomes_primary() {
         let mut ada = user(&[(TEAM_A, true)]);
         let change = UserPatch {
-            teams_to_add: vec![SeedTeam {
-                uuid: TEAM_B.to_owned(),
-                primary: true,
-            }],
+            teams_to_add: vec![SeedTeam { uuid: TEAM_B.to_owned(), primary: true }],
             ..patch()
         };
         ada.apply(change).unwrap();
@@ -537,10 +492,7 @@ mod tests {
     #[test]
     fn removing_the_primary_falls_back_to_the_first_team() {
         let mut ada = user(&[(TEAM_A, true), (TEAM_B, false), (TEAM_C, false)]);
-        let change = UserPatch {
-            team_uuids_to_remove: vec![TEAM_A.to_owned()],
-            ..patch()
-        };
+        let change = UserPatch { team_uuids_to_remove: vec![TEAM_A.to_owned()], ..patch() };
         ada.apply(change).unwrap();
         assert_eq!(ada.primary_team, None);
         assert_eq!(ada.primary_team_uuid().map(String::as_str), Some(TEAM_B));
@@ -608,20 +560,14 @@ mod tests {
     #[test]
     fn recorded_non_json_bodies_are_none() {
         assert_eq!(RecordedRequest::new("GET", "/v2/x", false, b"").body, None);
-        assert_eq!(
-            RecordedRequest::new("POST", "/v2/x", false, b"<xml/>").body,
-            None
-        );
+        assert_eq!(RecordedRequest::new("POST", "/v2/x", false, b"<xml/>").body, None);
     }
 
     #[test]
     fn debug_hides_passwords() {
         let shown = format!("{:?}", seed(&[(TEAM_A, true)]));
         assert!(!shown.contains("s3cret-pass"));
-        let change = UserPatch {
-            password: Some("n3w-pass".to_owned()),
-            ..patch()
-        };
+        let change = UserPatch { password: Some("n3w-pass".to_owned()), ..patch() };
         assert!(!format!("{change:?}").contains("n3w-pass"));
     }
 }

@@ -62,8 +62,7 @@ pub(crate) fn parse_patch(body: &Value) -> Result<UserPatch, String> {
 }
 
 fn object(body: &Value) -> Result<&Fields, String> {
-    body.as_object()
-        .ok_or_else(|| "body must be a json object".to_owned())
+    body.as_object().ok_or_else(|| "body must be a json object".to_owned())
 }
 
 /// The field `name`, with `null` treated as absent.
@@ -79,32 +78,23 @@ fn optional_str<'a>(fields: &'a Fields, name: &str) -> Result<Option<&'a str>, S
     let Some(value) = field(fields, name) else {
         return Ok(None);
     };
-    let text = value
-        .as_str()
-        .ok_or_else(|| format!("{name} must be a string"))?;
+    let text = value.as_str().ok_or_else(|| format!("{name} must be a string"))?;
     Ok(Some(text))
 }
 
 fn optional_non_empty(fields: &Fields, name: &str) -> Result<Option<String>, String> {
     let text = optional_str(fields, name)?;
-    text.map(|t| non_empty(t, name).map(|()| t.to_owned()))
-        .transpose()
+    text.map(|t| non_empty(t, name).map(|()| t.to_owned())).transpose()
 }
 
 fn optional_bool(fields: &Fields, name: &str) -> Result<Option<bool>, String> {
     let value = field(fields, name);
-    value
-        .map(|v| {
-            v.as_bool()
-                .ok_or_else(|| format!("{name} must be a boolean"))
-        })
-        .transpose()
+    value.map(|v| v.as_bool().ok_or_else(|| format!("{name} must be a boolean"))).transpose()
 }
 
 fn optional_uuid(fields: &Fields, name: &str) -> Result<Option<String>, String> {
     let text = optional_str(fields, name)?;
-    text.map(|t| check_uuid(t, name).map(|()| t.to_owned()))
-        .transpose()
+    text.map(|t| check_uuid(t, name).map(|()| t.to_owned())).transpose()
 }
 
 fn seat_type(fields: &Fields) -> Result<Option<SeatType>, String> {
@@ -119,28 +109,18 @@ fn optional_teams(fields: &Fields, name: &str) -> Result<Vec<SeedTeam>, String> 
 
 /// An array of `{"uuid", "primary"}`; `primary` may be left out and then is false.
 fn teams(value: &Value, name: &str) -> Result<Vec<SeedTeam>, String> {
-    let items = value
-        .as_array()
-        .ok_or_else(|| format!("{name} must be an array"))?;
-    let teams = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| team(item, &format!("{name}[{i}]")));
+    let items = value.as_array().ok_or_else(|| format!("{name} must be an array"))?;
+    let teams = items.iter().enumerate().map(|(i, item)| team(item, &format!("{name}[{i}]")));
     let teams = teams.collect::<Result<Vec<_>, _>>()?;
     check_teams(&teams, name)?;
     Ok(teams)
 }
 
 fn team(item: &Value, name: &str) -> Result<SeedTeam, String> {
-    let fields = item
-        .as_object()
-        .ok_or_else(|| format!("{name} must be an object"))?;
+    let fields = item.as_object().ok_or_else(|| format!("{name} must be an object"))?;
     let uuid = required_str(fields, "uuid").map_err(|e| format!("{name}.{e}"))?;
     let primary = optional_bool(fields, "primary").map_err(|e| format!("{name}.{e}"))?;
-    Ok(SeedTeam {
-        uuid: uuid.to_owned(),
-        primary: primary.unwrap_or(false),
-    })
+    Ok(SeedTeam { uuid: uuid.to_owned(), primary: primary.unwrap_or(false) })
 }
 
 fn check_teams(teams: &[SeedTeam], name: &str) -> Result<(), String> {
@@ -160,13 +140,9 @@ fn uuid_list(fields: &Fields, name: &str) -> Result<Vec<String>, String> {
     let Some(value) = field(fields, name) else {
         return Ok(Vec::new());
     };
-    let items = value
-        .as_array()
-        .ok_or_else(|| format!("{name} must be an array"))?;
+    let items = value.as_array().ok_or_else(|| format!("{name} must be an array"))?;
     let uuid = |(i, item): (usize, &Value)| {
-        let text = item
-            .as_str()
-            .ok_or_else(|| format!("{name}[{i}] must be a string"))?;
+        let text = item.as_str().ok_or_else(|| format!("{name}[{i}] must be a string"))?;
         check_uuid(text, &format!("{name}[{i}]")).map(|()| text.to_owned())
     };
     items.iter().enumerate().map(uuid).collect()
@@ -275,16 +251,8 @@ mod tests {
             ("email", json!("a@b@c"), "email"),
             ("first_name", json!(""), "first_name"),
             ("last_name", json!(7), "last_name"),
-            (
-                "roleUUID",
-                json!("84e67f54-5157-442b-a2b3-8b9c728b2fef1"),
-                "roleUUID",
-            ),
-            (
-                "roleUUID",
-                json!("84e67f545157442ba2b38b9c728b2fef"),
-                "roleUUID",
-            ),
+            ("roleUUID", json!("84e67f54-5157-442b-a2b3-8b9c728b2fef1"), "roleUUID"),
+            ("roleUUID", json!("84e67f545157442ba2b38b9c728b2fef"), "roleUUID"),
             ("teams", json!([]), "teams"),
             ("seat_type", json!("admin"), "seat_type"),
         ];
@@ -307,10 +275,7 @@ mod tests {
         });
         assert_eq!(two, "teams must have at most one primary team");
         let repeated = create_error(|f| {
-            f.insert(
-                "teams".to_owned(),
-                json!([{"uuid": TEAM_A}, {"uuid": TEAM_A}]),
-            );
+            f.insert("teams".to_owned(), json!([{"uuid": TEAM_A}, {"uuid": TEAM_A}]));
         });
         assert_eq!(repeated, "teams must not repeat a team uuid");
     }
@@ -320,25 +285,16 @@ mod tests {
         let bad_uuid = create_error(|f| {
             f.insert("teams".to_owned(), json!([{"uuid": "team-a"}]));
         });
-        assert_eq!(
-            bad_uuid,
-            "teams[0].uuid must be a canonical hyphenated uuid"
-        );
+        assert_eq!(bad_uuid, "teams[0].uuid must be a canonical hyphenated uuid");
         let bad_primary = create_error(|f| {
-            f.insert(
-                "teams".to_owned(),
-                json!([{"uuid": TEAM_A, "primary": "yes"}]),
-            );
+            f.insert("teams".to_owned(), json!([{"uuid": TEAM_A, "primary": "yes"}]));
         });
         assert_eq!(bad_primary, "teams[0].primary must be a boolean");
     }
 
     #[test]
     fn create_rejects_a_non_object_body() {
-        assert_eq!(
-            parse_create(&json!([1])).unwrap_err(),
-            "body must be a json object"
-        );
+        assert_eq!(parse_create(&json!([1])).unwrap_err(), "body must be a json object");
     }
 
     #[test]
@@ -368,19 +324,10 @@ mod tests {
     fn patch_rejects_email_and_bad_values() {
         let cases = [
             (json!({"email": "x@y"}), "email cannot be changed"),
-            (
-                json!({"dealsEnabled": "yes"}),
-                "dealsEnabled must be a boolean",
-            ),
+            (json!({"dealsEnabled": "yes"}), "dealsEnabled must be a boolean"),
             (json!({"firstName": ""}), "firstName must not be empty"),
-            (
-                json!({"roleUUID": "r"}),
-                "roleUUID must be a canonical hyphenated uuid",
-            ),
-            (
-                json!({"teamUUIDsToRemove": [1]}),
-                "teamUUIDsToRemove[0] must be a string",
-            ),
+            (json!({"roleUUID": "r"}), "roleUUID must be a canonical hyphenated uuid"),
+            (json!({"teamUUIDsToRemove": [1]}), "teamUUIDsToRemove[0] must be a string"),
             (json!({"teamsToAdd": {}}), "teamsToAdd must be an array"),
         ];
         for (body, expected) in cases {

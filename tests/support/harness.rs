@@ -37,20 +37,11 @@ impl Harness {
 
     /// A harness whose operator runs with `settings` and sends `key` to the sandbox.
     pub async fn with_settings(faults: Faults, key: &str, settings: Settings) -> Harness {
-        let config = SandboxConfig {
-            api_key: API_KEY.to_owned(),
-            auth: AuthMode::Bearer,
-            faults,
-        };
+        let config = SandboxConfig { api_key: API_KEY.to_owned(), auth: AuthMode::Bearer, faults };
         let sandbox = Sandbox::start_local(config).await.unwrap();
         let kube = FakeKube::default();
         let ctx = context(&kube, &sandbox, key, settings.clone());
-        Harness {
-            sandbox,
-            kube,
-            ctx,
-            settings,
-        }
+        Harness { sandbox, kube, ctx, settings }
     }
 
     /// A new operator process: a fresh context (empty caches) against the same two servers.
@@ -79,20 +70,13 @@ impl Harness {
 
     /// Reconciles the stored object, as the controller would after a watch event.
     pub async fn reconcile(&self, name: &str) -> Action {
-        reconcile(Arc::new(self.kube.user(name)), self.ctx.clone())
-            .await
-            .unwrap()
+        reconcile(Arc::new(self.kube.user(name)), self.ctx.clone()).await.unwrap()
     }
 
     /// (status, reason) of the stored object's Ready condition.
     pub fn ready(&self, name: &str) -> (String, String) {
         let user = self.kube.user(name);
-        let ready = user
-            .status
-            .as_ref()
-            .and_then(|s| s.ready())
-            .cloned()
-            .unwrap();
+        let ready = user.status.as_ref().and_then(|s| s.ready()).cloned().unwrap();
         (ready.status, ready.reason)
     }
 
@@ -115,10 +99,7 @@ impl Harness {
     /// "METHOD path" of every request that could change something in Attention.
     pub fn api_writes(&self) -> Vec<String> {
         let calls = self.api_calls();
-        calls
-            .into_iter()
-            .filter(|c| !c.starts_with("GET "))
-            .collect()
+        calls.into_iter().filter(|c| !c.starts_with("GET ")).collect()
     }
 
     /// (type, reason, note) of every Event published so far.
@@ -127,13 +108,7 @@ impl Harness {
         let events = self.kube.events();
         events
             .iter()
-            .map(|e| {
-                (
-                    text(&e.body["type"]),
-                    text(&e.body["reason"]),
-                    text(&e.body["note"]),
-                )
-            })
+            .map(|e| (text(&e.body["type"]), text(&e.body["reason"]), text(&e.body["note"])))
             .collect()
     }
 
@@ -144,19 +119,11 @@ impl Harness {
 
     /// "METHOD path" of every request the sandbox received.
     pub fn api_calls(&self) -> Vec<String> {
-        self.sandbox
-            .requests()
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
+        self.sandbox.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect()
     }
 
     pub fn creates(&self) -> Vec<RecordedRequest> {
-        self.sandbox
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "POST")
-            .collect()
+        self.sandbox.requests().into_iter().filter(|r| r.method == "POST").collect()
     }
 }
 
@@ -181,11 +148,7 @@ fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str, settings: Settings) ->
         requests_per_second: 1000.try_into().unwrap(),
         max_in_flight: 16,
     };
-    let api = Arc::new(
-        HttpClient::new(client)
-            .unwrap()
-            .with_metrics(metrics.clone()),
-    );
+    let api = Arc::new(HttpClient::new(client).unwrap().with_metrics(metrics.clone()));
     Arc::new(Context::new(kube.client(), api, settings, metrics))
 }
 
@@ -193,11 +156,7 @@ fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str, settings: Settings) ->
 /// `Action { requeue_after: Some(1.234s) }`.
 pub fn requeue_after(action: &Action) -> Duration {
     let text = format!("{action:?}");
-    let inner = text
-        .split("Some(")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap();
+    let inner = text.split("Some(").nth(1).and_then(|rest| rest.split(')').next()).unwrap();
     match inner.strip_suffix("ms") {
         Some(millis) => Duration::from_secs_f64(millis.parse::<f64>().unwrap() / 1000.0),
         None => Duration::from_secs_f64(inner.trim_end_matches('s').parse().unwrap()),

@@ -34,10 +34,7 @@ impl UserBuilder {
             first_name: "Ada".to_owned(),
             last_name: "Lovelace".to_owned(),
             role_uuid: ROLE.to_owned(),
-            teams: vec![TeamMembership {
-                uuid: TEAM_A.to_owned(),
-                primary: true,
-            }],
+            teams: vec![TeamMembership { uuid: TEAM_A.to_owned(), primary: true }],
             seat_type: SeatType::Recording,
             password_secret_ref: None,
             management_policy: Default::default(),
@@ -53,10 +50,7 @@ impl UserBuilder {
     }
 
     pub fn password_from(mut self, secret: &str, key: &str) -> UserBuilder {
-        let reference = SecretKeyRef {
-            name: secret.to_owned(),
-            key: key.to_owned(),
-        };
+        let reference = SecretKeyRef { name: secret.to_owned(), key: key.to_owned() };
         self.0.spec.password_secret_ref = Some(reference);
         self
     }
@@ -64,10 +58,7 @@ impl UserBuilder {
     pub fn teams(mut self, teams: &[(&str, bool)]) -> UserBuilder {
         self.0.spec.teams = teams
             .iter()
-            .map(|(uuid, primary)| TeamMembership {
-                uuid: (*uuid).to_owned(),
-                primary: *primary,
-            })
+            .map(|(uuid, primary)| TeamMembership { uuid: (*uuid).to_owned(), primary: *primary })
             .collect();
         self
     }
@@ -100,10 +91,7 @@ pub fn seed(email: &str) -> SeedUser {
         first_name: "Ada".to_owned(),
         last_name: "Lovelace".to_owned(),
         role_uuid: ROLE.to_owned(),
-        teams: vec![SeedTeam {
-            uuid: TEAM_A.to_owned(),
-            primary: true,
-        }],
+        teams: vec![SeedTeam { uuid: TEAM_A.to_owned(), primary: true }],
         seat_type: None,
         password: None,
     }
@@ -112,10 +100,7 @@ pub fn seed(email: &str) -> SeedUser {
 /// A Secret holding `value` under `key`.
 pub fn secret(name: &str, key: &str, value: &str) -> Secret {
     let mut secret = Secret {
-        data: Some(BTreeMap::from([(
-            key.to_owned(),
-            ByteString(value.as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([(key.to_owned(), ByteString(value.as_bytes().to_vec()))])),
         ..Secret::default()
     };
     secret.metadata.name = Some(name.to_owned());
@@ -245,17 +230,11 @@ impl FakeKube {
     }
 
     pub fn status_writes(&self) -> Vec<KubeCall> {
-        self.calls()
-            .into_iter()
-            .filter(KubeCall::is_status_write)
-            .collect()
+        self.calls().into_iter().filter(KubeCall::is_status_write).collect()
     }
 
     pub fn events(&self) -> Vec<KubeCall> {
-        self.calls()
-            .into_iter()
-            .filter(KubeCall::is_event)
-            .collect()
+        self.calls().into_iter().filter(KubeCall::is_event).collect()
     }
 }
 
@@ -314,15 +293,7 @@ fn answer(state: &mut KubeState, call: KubeCall) -> Response<Body> {
         },
         (
             "PATCH",
-            [
-                "apis",
-                "attention.tech",
-                "v1alpha1",
-                "namespaces",
-                _,
-                "attentionusers",
-                name,
-            ],
+            ["apis", "attention.tech", "v1alpha1", "namespaces", _, "attentionusers", name],
         ) => patch_metadata(state, name, &call.body),
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", _, "events"]) => {
             respond(StatusCode::CREATED, &call.body)
@@ -340,21 +311,12 @@ fn patch_metadata(state: &mut KubeState, name: &str, patch: &Value) -> Response<
     };
     let expected = patch["metadata"]["resourceVersion"].as_str();
     if expected.is_some() && expected != user.metadata.resource_version.as_deref() {
-        return respond(
-            StatusCode::CONFLICT,
-            &json!({"kind": "Status", "code": 409}),
-        );
+        return respond(StatusCode::CONFLICT, &json!({"kind": "Status", "code": 409}));
     }
     let finalizers: Vec<String> =
         serde_json::from_value(patch["metadata"]["finalizers"].clone()).unwrap();
     user.metadata.finalizers = Some(finalizers.clone()).filter(|f| !f.is_empty());
-    let version: u64 = user
-        .metadata
-        .resource_version
-        .as_deref()
-        .unwrap_or("1")
-        .parse()
-        .unwrap();
+    let version: u64 = user.metadata.resource_version.as_deref().unwrap_or("1").parse().unwrap();
     user.metadata.resource_version = Some((version + 1).to_string());
     let answer = serde_json::to_value(&*user).unwrap();
     if finalizers.is_empty() && user.metadata.deletion_timestamp.is_some() {
