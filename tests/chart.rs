@@ -704,6 +704,26 @@ fn network_policy_admits_metrics_only_and_lets_out_dns_https_and_the_api_server(
 // ---------------------------------------------------------------------------------------------
 // Container image
 
+/// Cargo loads every target Cargo.toml names, so the image build needs each one's source,
+/// even to build the binary alone.
+#[test]
+fn the_image_build_context_holds_every_target_cargo_toml_names() {
+    let manifest = read("Cargo.toml");
+    let dockerfile = read("Dockerfile");
+    let ignore = read(".dockerignore");
+    let sections = [("[[bench]]", "benches"), ("[[example]]", "examples"), ("[[test]]", "tests")];
+    for (header, folder) in sections {
+        if !manifest.lines().any(|line| line.trim() == header) {
+            continue;
+        }
+        assert!(dockerfile.contains(&format!("COPY {folder} ./{folder}")), "Dockerfile: {folder}");
+        assert!(
+            ignore.lines().any(|line| line == format!("!{folder}/")),
+            ".dockerignore: {folder}"
+        );
+    }
+}
+
 #[test]
 fn dockerfile_builds_a_static_binary_into_a_non_root_image_without_a_shell() {
     let dockerfile = read("Dockerfile");
