@@ -82,18 +82,16 @@ pub async fn keep_in_line(user: &AttentionUser, ctx: &Context) -> Result<(), Err
 /// Deletes the Attention user if the policy says so, then releases the resource; after a
 /// failure, retries with backoff until MAX_DELETE_ATTEMPTS.
 pub async fn cleanup(user: &AttentionUser, ctx: &Context, paused: bool) -> Result<Action, Error> {
-    let decision = match on_delete(user, ctx.settings.default_deletion_policy, paused) {
-        OnDelete::DeleteUser(_) | OnDelete::DeletePending => {
-            match ctx.claims.holder_other_than(user) {
-                Some(other) => OnDelete::Release(format!(
-                    "the AttentionUser {other} declares the same email: the Attention user was \
-                 left in place for it"
-                )),
-                None => on_delete(user, ctx.settings.default_deletion_policy, paused),
-            }
-        }
-        other => other,
-    };
+    let mut decision = on_delete(user, ctx.settings.default_deletion_policy, paused);
+    if matches!(decision, OnDelete::DeleteUser(_) | OnDelete::DeletePending)
+        && let Some(other) = ctx.claims.holder_other_than(user)
+    {
+        // Another resource still declares this email: its user must outlive this resource.
+        decision = OnDelete::Release(format!(
+            "the AttentionUser {other} declares the same email: the Attention user was left in \
+             place for it"
+        ));
+    }
     let uuid = match decision {
         OnDelete::Nothing => return Ok(Action::await_change()),
         OnDelete::Release(why) => {
