@@ -443,7 +443,7 @@ async fn no_answer_or_record_contains_the_key_or_a_password() {
     seen.push(format!("{:?}", sb.requests()));
     seen.push(serde_json::to_string(&sb.users()).unwrap());
     for text in seen {
-        assert!(!text.contains(KEY) && !text.contains(PASSWORD), "leak in {text}");
+        assert!(!text.contains(KEY) && !text.contains(PASSWORD), "the key or password leaks");
     }
 }
 
