@@ -152,6 +152,7 @@ async fn release(
 ) -> Result<Action, Error> {
     let finalizers = user.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     set_finalizers(user, ctx, finalizers).await?;
+    ctx.retries.reset(&ObjectRef::from_obj(user));
     reconcile::announce(user, ctx, type_, reason, "Delete", why).await;
     Ok(Action::await_change())
 }
