@@ -70,14 +70,8 @@ async fn status_is_applied_on_the_status_subresource_as_the_operator() {
 async fn a_second_run_after_success_sends_nothing_and_writes_nothing() {
     let h = Harness::start().await;
     h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
-    h.sandbox.clear_requests();
-    h.kube.clear_calls();
 
-    let action = h.reconcile("ada").await;
-
-    assert_eq!(action, Action::requeue(RESYNC));
-    assert_eq!(h.api_calls(), Vec::<String>::new());
-    assert!(h.kube.calls().is_empty(), "{:?}", h.kube.calls());
+    h.assert_reconcile_is_idle("ada").await;
 }
 
 #[tokio::test]

@@ -144,14 +144,8 @@ async fn an_edited_spec_changes_the_user_in_attention_and_says_so() {
 #[tokio::test]
 async fn a_reconcile_right_after_an_update_sends_nothing_and_writes_nothing() {
     let (h, _) = created_then_edited().await;
-    h.sandbox.clear_requests();
-    h.kube.clear_calls();
 
-    let action = h.reconcile("ada").await;
-
-    assert_eq!(action, Action::requeue(RESYNC));
-    assert_eq!(h.api_calls(), Vec::<String>::new());
-    assert!(h.kube.calls().is_empty(), "{:?}", h.kube.calls());
+    h.assert_reconcile_is_idle("ada").await;
 }
 
 #[tokio::test]

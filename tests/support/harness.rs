@@ -73,6 +73,17 @@ impl Harness {
         reconcile(Arc::new(self.kube.user(name)), self.ctx.clone()).await.unwrap()
     }
 
+    /// Reconciles `name` once more and checks it was idle: nothing sent to Attention, nothing
+    /// written to Kubernetes, the next check after the resync interval.
+    pub async fn assert_reconcile_is_idle(&self, name: &str) {
+        self.sandbox.clear_requests();
+        self.kube.clear_calls();
+        let action = self.reconcile(name).await;
+        assert_eq!(action, Action::requeue(RESYNC));
+        assert_eq!(self.api_calls(), Vec::<String>::new());
+        assert!(self.kube.calls().is_empty(), "{:?}", self.kube.calls());
+    }
+
     /// (status, reason) of the stored object's Ready condition.
     pub fn ready(&self, name: &str) -> (String, String) {
         let user = self.kube.user(name);
