@@ -154,7 +154,12 @@ impl Outcome {
             Outcome::SecretMissing(_) | Outcome::Conflict { .. } => {
                 Next::Backoff { at_least: None }
             }
-            Outcome::ApiFailed { error, .. } => match error {
+            Outcome::ApiFailed { step, error } => match error {
+                // A refused create may be Attention's answer to a duplicate email: retry soon,
+                // looking the email up first. Other refusals wait for a change.
+                ApiError::Rejected { .. } if *step == Step::CreateUser => {
+                    Next::Backoff { at_least: None }
+                }
                 ApiError::Rejected { .. } => Next::AwaitChange,
                 ApiError::RateLimited { retry_after } => Next::Backoff { at_least: *retry_after },
                 ApiError::Unauthorized { .. }
@@ -182,6 +187,10 @@ fn api_failure_message(step: Step, error: &ApiError) -> String {
         Step::DeleteUser => "failed to delete the user",
     };
     let advice = match error {
+        ApiError::Rejected { .. } if step == Step::CreateUser => {
+            "; the email is looked up again before any retry, as Attention may refuse a \
+             duplicate this way"
+        }
         ApiError::Rejected { .. } => "; will not succeed until the spec changes",
         ApiError::Unauthorized { .. } => "; check the operator's API key, retrying",
         ApiError::NotFound => "; check the operator's API URL, retrying",
@@ -257,8 +266,10 @@ mod tests {
     #[test]
     fn spec_problems_wait_for_a_change() {
         assert_eq!(Outcome::InvalidSpec("x".into()).next(), Next::AwaitChange);
-        let rejected = failed(ApiError::Rejected { status: 400, excerpt: "bad".into() });
+        let error = ApiError::Rejected { status: 400, excerpt: "bad".into() };
+        let rejected = Outcome::ApiFailed { step: Step::UpdateUser, error: error.clone() };
         assert_eq!(rejected.next(), Next::AwaitChange);
+        assert_eq!(failed(error).next(), Next::Backoff { at_least: None }, "maybe a duplicate");
     }
 
     #[test]
@@ -277,10 +288,17 @@ mod tests {
 
     #[test]
     fn messages_name_the_step_and_say_what_happens_next() {
-        let rejected = failed(ApiError::Rejected { status: 422, excerpt: "role unknown".into() });
+        let error = ApiError::Rejected { status: 422, excerpt: "role unknown".into() };
         assert_eq!(
-            rejected.message(),
+            failed(error.clone()).message(),
             "failed to create the user: attention rejected the request with status 422: \
+             role unknown; the email is looked up again before any retry, as Attention may \
+             refuse a duplicate this way"
+        );
+        let updating = Outcome::ApiFailed { step: Step::UpdateUser, error };
+        assert_eq!(
+            updating.message(),
+            "failed to update the user: attention rejected the request with status 422: \
              role unknown; will not succeed until the spec changes"
         );
         let listing = Outcome::ApiFailed {

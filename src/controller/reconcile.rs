@@ -131,6 +131,7 @@ async fn create(
         },
         None => (None, None),
     };
+    let pending_before = current.as_ref().and_then(|status| status.create_pending) == Some(true);
     let creating = status::creating(current.as_ref(), user.metadata.generation, Timestamp::now());
     write_status(user, ctx, &creating).await?;
     *current = Some(creating);
@@ -144,6 +145,11 @@ async fn create(
         }
         Err(error) => {
             ctx.directory.invalidate().await;
+            // The mark written for this attempt says nothing once the answer is known: what
+            // stays pending is an earlier create that may have landed, or this one if it may.
+            if let Some(status) = current.as_mut() {
+                status.create_pending = pending_before.then_some(true);
+            }
             Ok(Outcome::ApiFailed { step: Step::CreateUser, error })
         }
     }

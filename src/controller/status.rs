@@ -22,7 +22,10 @@ pub fn build(
         Outcome::Ready(found) => record_found(&mut status, found, Vec::new()),
         Outcome::Drifted(found, drift) => record_found(&mut status, found, drift.clone()),
         Outcome::ApiFailed { step: Step::CreateUser, error } => {
-            status.create_pending = error.may_have_taken_effect().then_some(true);
+            // Once a create may have landed, only finding the user settles it: a later refusal
+            // (a 409 for the email that create made) does not.
+            let pending = status.create_pending == Some(true) || error.may_have_taken_effect();
+            status.create_pending = pending.then_some(true);
         }
         _ => {}
     }
@@ -232,8 +235,18 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_create_is_not_pending() {
+    fn a_refusal_after_a_create_that_may_have_landed_keeps_it_pending() {
         let sent = creating(None, Some(1), at(0));
+        let lost = create_failed(ApiError::Unavailable { detail: "timeout".into() });
+        let after_timeout = build(Some(&sent), Some(1), &lost, at(1));
+        let duplicate = create_failed(ApiError::Rejected { status: 409, excerpt: "exists".into() });
+        let after_409 = build(Some(&after_timeout), Some(1), &duplicate, at(2));
+        assert_eq!(after_409.create_pending, Some(true));
+    }
+
+    #[test]
+    fn a_refused_create_is_not_pending() {
+        let sent = AttentionUserStatus::default();
         let refused = create_failed(ApiError::Rejected { status: 409, excerpt: "exists".into() });
         let status = build(Some(&sent), Some(1), &refused, at(1));
         assert_eq!(status.create_pending, None);
