@@ -256,8 +256,8 @@ pub struct AttentionUserStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_version: Option<String>,
 
-    /// Failed attempts to delete the Attention user while the resource is being deleted; the
-    /// resource is released after a bounded number of them.
+    /// Failed attempts to delete the Attention user while the resource is being deleted. The
+    /// resource is never held for ever: see `deletionPolicy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_attempts: Option<u32>,
 

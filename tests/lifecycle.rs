@@ -6,6 +6,7 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use attention_operator::controller::{MAX_DELETE_ATTEMPTS, Settings};
 use attention_operator::crd::{
@@ -634,7 +635,8 @@ async fn a_user_already_gone_from_attention_counts_as_deleted() {
     h.kube.mark_deleted("ada");
     h.reconcile("ada").await;
 
-    assert_eq!(h.api_calls(), [delete_of(&uuid)], "answered 404");
+    let confirmed = [delete_of(&uuid), format!("GET {USERS}")];
+    assert_eq!(h.api_calls(), confirmed, "answered 404, then a list shows the user is gone");
     assert!(!h.kube.exists("ada"));
     assert_eq!(h.events().last().unwrap().1, "Deleted");
 }
@@ -675,45 +677,83 @@ async fn a_create_left_pending_that_never_landed_releases_the_resource_without_a
     assert_eq!(h.sandbox.users().len(), 1, "bob only");
 }
 
-#[tokio::test]
-async fn a_delete_attention_does_not_support_is_reported_each_time_then_abandoned() {
-    let faults = Faults { delete_unsupported: true, ..Faults::default() };
-    let h = Harness::with(faults, API_KEY).await;
+/// A resource with the Delete policy, its user created, now being deleted; faults as given.
+async fn deleting_with(faults: Faults) -> (Harness, String) {
+    let h = Harness::start().await;
     h.apply(UserBuilder::new("ada", "ada@example.com").with(delete_policy).build()).await;
     let uuid = h.uuid("ada");
     h.sandbox.clear_requests();
+    h.sandbox.set_faults(faults);
     h.kube.mark_deleted("ada");
+    (h, uuid)
+}
+
+fn warnings(h: &Harness) -> Vec<String> {
+    h.events().into_iter().filter(|e| e.0 == "Warning").map(|e| e.1).collect()
+}
+
+#[tokio::test]
+async fn a_delete_attention_does_not_support_releases_the_resource_at_once() {
+    let (h, uuid) = deleting_with(Faults { delete_unsupported: true, ..Faults::default() }).await;
+
+    h.reconcile("ada").await;
+
+    assert!(!h.kube.exists("ada"), "released: another attempt would get the same answer");
+    assert_eq!(h.api_calls(), [delete_of(&uuid)]);
+    assert_eq!(h.sandbox.users().len(), 1, "left in place");
+    assert_eq!(warnings(&h), ["DeletionAbandoned"]);
+    let note = h.events().last().unwrap().2.clone();
+    assert!(note.contains("status 405") && note.contains("left in place"), "{note}");
+}
+
+#[tokio::test]
+async fn a_404_to_a_delete_of_a_user_still_listed_is_taken_for_a_missing_call() {
+    let faults =
+        Faults { delete_unsupported: true, delete_unsupported_status: 404, ..Faults::default() };
+    let (h, uuid) = deleting_with(faults).await;
+
+    h.reconcile("ada").await;
+
+    assert!(!h.kube.exists("ada"));
+    assert_eq!(h.api_calls(), [delete_of(&uuid), format!("GET {USERS}")], "checked by a list");
+    assert_eq!(h.sandbox.users().len(), 1);
+    assert_eq!(warnings(&h), ["DeletionAbandoned"], "not reported as deleted");
+}
+
+#[tokio::test]
+async fn a_refused_key_is_tried_a_bounded_number_of_times_then_abandoned() {
+    let (mut h, uuid) = deleting_with(Faults::default()).await;
+    h.restart_with_key("revoked-key-Q9");
 
     for attempt in 1..MAX_DELETE_ATTEMPTS {
         h.reconcile("ada").await;
         assert_eq!(h.status("ada").deletion_attempts, Some(attempt));
-        assert_eq!(h.ready("ada"), ready("False", "Rejected"));
-        assert!(
-            h.message("ada").starts_with(
-                "failed to delete the user: attention rejected the request with status 405"
-            ),
-            "{}",
-            h.message("ada")
-        );
+        assert_eq!(h.ready("ada"), ready("False", "Unauthorized"));
         assert_eq!(h.kube.finalizers("ada"), [FINALIZER]);
     }
     h.reconcile("ada").await;
 
     assert!(!h.kube.exists("ada"), "released after the last attempt");
-    let attempts = vec![delete_of(&uuid); MAX_DELETE_ATTEMPTS as usize];
-    assert_eq!(h.api_calls(), attempts);
-    assert_eq!(h.sandbox.users().len(), 1, "left in place");
-    let events = h.events();
-    let warnings: Vec<&str> =
-        events.iter().filter(|e| e.0 == "Warning").map(|e| e.1.as_str()).collect();
-    assert_eq!(warnings, ["Rejected", "DeletionAbandoned"]);
-    let abandoned = &events.last().unwrap().2;
-    assert!(
-        abandoned.starts_with(&format!(
-            "gave up deleting the Attention user after {MAX_DELETE_ATTEMPTS} attempts"
-        )),
-        "{abandoned}"
-    );
+    assert_eq!(h.api_calls(), vec![delete_of(&uuid); MAX_DELETE_ATTEMPTS as usize]);
+    assert_eq!(warnings(&h), ["Unauthorized", "DeletionAbandoned"], "one Warning per change");
+}
+
+#[tokio::test]
+async fn an_outage_during_deletion_is_waited_out() {
+    let (h, uuid) = deleting_with(Faults { error_rate: 1.0, ..Faults::default() }).await;
+
+    for attempt in 1..=MAX_DELETE_ATTEMPTS * 2 {
+        let action = h.reconcile("ada").await;
+        assert_eq!(h.status("ada").deletion_attempts, Some(attempt));
+        assert!(requeue_after(&action) >= Duration::from_secs(1), "backs off: {action:?}");
+    }
+    assert_eq!(h.kube.finalizers("ada"), [FINALIZER], "never abandoned for a passing outage");
+    h.sandbox.set_faults(Faults::default());
+    h.reconcile("ada").await;
+
+    assert!(!h.kube.exists("ada"));
+    assert!(h.sandbox.users().iter().all(|user| user["uuid"] != uuid.as_str()));
+    assert_eq!(h.events().last().unwrap().1, "Deleted");
 }
 
 #[tokio::test]
@@ -819,9 +859,7 @@ async fn every_kubernetes_request_of_the_lifecycle_is_granted_by_the_rbac_rules(
     let bob = UserBuilder::new("bob", "bob@example.com").with(delete_policy);
     h.apply(bob.with(|u| u.spec.last_name = "Byron".into()).build()).await;
     h.kube.mark_deleted("bob");
-    for _ in 0..MAX_DELETE_ATTEMPTS {
-        h.reconcile("bob").await;
-    }
+    h.reconcile("bob").await;
     let observed = UserBuilder::new("obs", "bob@example.com").with(observe);
     h.apply(observed.build()).await;
     calls.extend(h.kube.calls());

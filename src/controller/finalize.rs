@@ -6,6 +6,8 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use std::time::Duration;
+
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -15,8 +17,12 @@ use super::{Context, Error, reconcile, status};
 use crate::attention::ApiError;
 use crate::crd::{AttentionUser, DeletionPolicy, FINALIZER, ManagementPolicy};
 
-/// Failed delete attempts after which the resource is released anyway.
+/// Attempts refused for the API key after which the resource is released anyway.
 pub const MAX_DELETE_ATTEMPTS: u32 = 5;
+
+/// How long a delete is retried through passing trouble (5xx, timeouts, 429) before the
+/// resource is released anyway.
+pub const DELETE_PATIENCE: Duration = Duration::from_secs(3600);
 
 /// What deleting the resource should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,16 +115,49 @@ pub async fn cleanup(user: &AttentionUser, ctx: &Context, paused: bool) -> Resul
         },
     };
     match ctx.api.delete_user(&uuid).await {
-        Ok(()) | Err(ApiError::NotFound) => {
-            ctx.directory.forget(&uuid).await;
-            let why = format!("deleted the Attention user {uuid}");
-            release(user, ctx, EventType::Normal, "Deleted", &why).await
+        Ok(()) => deleted(user, ctx, &uuid).await,
+        Err(ApiError::NotFound) => confirm_gone(user, ctx, &uuid).await,
+        Err(error) => delete_failed(user, ctx, error).await,
+    }
+}
+
+/// A 404 means the user is gone, or that Attention has no such call: a fresh list tells which.
+async fn confirm_gone(user: &AttentionUser, ctx: &Context, uuid: &str) -> Result<Action, Error> {
+    ctx.directory.invalidate().await;
+    match ctx.directory.find_by_uuid(uuid).await {
+        Ok(None) => deleted(user, ctx, uuid).await,
+        Ok(Some(_)) => {
+            let unsupported = ApiError::Rejected {
+                status: 404,
+                excerpt: "the delete call is not available, and the user still exists".into(),
+            };
+            delete_failed(user, ctx, unsupported).await
         }
         Err(error) => delete_failed(user, ctx, error).await,
     }
 }
 
-/// Reports a failed delete and retries it, or gives up after MAX_DELETE_ATTEMPTS so that a
+async fn deleted(user: &AttentionUser, ctx: &Context, uuid: &str) -> Result<Action, Error> {
+    ctx.directory.forget(uuid).await;
+    let why = format!("deleted the Attention user {uuid}");
+    release(user, ctx, EventType::Normal, "Deleted", &why).await
+}
+
+/// Whether a failed delete is worth another attempt.
+pub fn retry_delete(error: &ApiError, attempts: u32, deleting_for: Duration) -> bool {
+    match error {
+        // Attention refuses or lacks the call: another attempt gets the same answer.
+        ApiError::Rejected { .. } | ApiError::NotFound => false,
+        // The key is refused: a few attempts, in case it is being rotated.
+        ApiError::Unauthorized { .. } => attempts < MAX_DELETE_ATTEMPTS,
+        // Passing trouble: keep trying, within bounds.
+        ApiError::RateLimited { .. } | ApiError::Unavailable { .. } => {
+            deleting_for < DELETE_PATIENCE
+        }
+    }
+}
+
+/// Reports a failed delete and retries it, or gives up (see `retry_delete`) so that a
 /// namespace deletion never hangs on an API that cannot delete.
 async fn delete_failed(
     user: &AttentionUser,
@@ -126,10 +165,10 @@ async fn delete_failed(
     error: ApiError,
 ) -> Result<Action, Error> {
     let attempts = user.status.as_ref().and_then(|s| s.deletion_attempts).unwrap_or(0) + 1;
-    if attempts >= MAX_DELETE_ATTEMPTS {
+    if !retry_delete(&error, attempts, deleting_for(user)) {
         let why = format!(
-            "gave up deleting the Attention user after {attempts} attempts ({error}); it was left \
-             in place"
+            "gave up deleting the Attention user after {attempts} attempt(s) ({error}); it was \
+             left in place"
         );
         return release(user, ctx, EventType::Warning, "DeletionAbandoned", &why).await;
     }
@@ -140,6 +179,15 @@ async fn delete_failed(
     reconcile::write_status(user, ctx, &status).await?;
     reconcile::publish_event(user, ctx, &outcome).await;
     Ok(ctx.action(&ObjectRef::from_obj(user), outcome.next()))
+}
+
+/// How long ago the resource was asked to go.
+fn deleting_for(user: &AttentionUser) -> Duration {
+    let since = user.metadata.deletion_timestamp.as_ref().map(|time| time.0);
+    since.map_or(Duration::ZERO, |since| {
+        let elapsed = Timestamp::now().duration_since(since);
+        Duration::try_from(elapsed).unwrap_or(Duration::ZERO)
+    })
 }
 
 /// Removes the finalizer, recording why in an Event.
@@ -213,6 +261,18 @@ mod tests {
         let mut observed = user(Some(DeletionPolicy::Delete), false, None);
         observed.spec.management_policy = ManagementPolicy::Observe;
         assert!(!deletes_user(&observed, DeletionPolicy::Delete), "Observe changes nothing");
+    }
+
+    #[test]
+    fn a_delete_is_retried_only_while_another_attempt_can_succeed() {
+        let refused = ApiError::Rejected { status: 405, excerpt: "no".into() };
+        assert!(!retry_delete(&refused, 1, Duration::ZERO), "unsupported: give up at once");
+        let key = ApiError::Unauthorized { status: 401 };
+        assert!(retry_delete(&key, MAX_DELETE_ATTEMPTS - 1, Duration::ZERO));
+        assert!(!retry_delete(&key, MAX_DELETE_ATTEMPTS, Duration::ZERO));
+        let down = ApiError::Unavailable { detail: "503".into() };
+        assert!(retry_delete(&down, 50, Duration::from_secs(600)), "an outage is waited out");
+        assert!(!retry_delete(&down, 50, DELETE_PATIENCE), "but not forever");
     }
 
     #[test]

@@ -26,8 +26,11 @@ pub struct Faults {
     pub hold_after_commit_ms: u64,
     /// Status of the answer to a create with an email that already exists.
     pub duplicate_status: u16,
-    /// `DELETE` on a user answers 405, as if the API had no such route.
+    /// `DELETE` on a user answers `delete_unsupported_status`, as if the API had no such route.
     pub delete_unsupported: bool,
+    /// Status of those answers: 405 (the default) or 404, which the API documentation also
+    /// allows for a missing delete call.
+    pub delete_unsupported_status: u16,
     /// `PATCH` answers the user flat instead of wrapped in `data`.
     pub flat_update_answers: bool,
 }
@@ -44,6 +47,7 @@ impl Default for Faults {
             hold_after_commit_ms: 0,
             duplicate_status: 409,
             delete_unsupported: false,
+            delete_unsupported_status: 405,
             flat_update_answers: false,
         }
     }
@@ -60,6 +64,9 @@ impl Faults {
         }
         if !is_error_status(self.duplicate_status) {
             return Err("duplicate_status must be an http status from 400 to 599".to_owned());
+        }
+        if !is_error_status(self.delete_unsupported_status) {
+            return Err("delete_unsupported_status must be an http status from 400 to 599".into());
         }
         Ok(())
     }

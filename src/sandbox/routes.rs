@@ -193,10 +193,14 @@ fn update_answer(shared: &Shared, user: Value) -> Response {
     axum::Json(json!({ "data": user })).into_response()
 }
 
-/// 405 for every user while `delete_unsupported` is on: the route then does not exist.
+/// 405 (or the configured status) for every user while `delete_unsupported` is on: the route
+/// then does not exist.
 async fn delete_user(State(shared): State<AppState>, Path(user_id): Path<String>) -> Response {
-    if shared.faults().delete_unsupported {
-        return message(StatusCode::METHOD_NOT_ALLOWED, "not supported");
+    let faults = shared.faults();
+    if faults.delete_unsupported {
+        let status = StatusCode::from_u16(faults.delete_unsupported_status)
+            .unwrap_or(StatusCode::METHOD_NOT_ALLOWED);
+        return message(status, "not supported");
     }
     if !shared.store().remove(&user_id) {
         return message(StatusCode::NOT_FOUND, "user not found");

@@ -46,7 +46,12 @@ impl Harness {
 
     /// A new operator process: a fresh context (empty caches) against the same two servers.
     pub fn restart(&mut self) {
-        self.ctx = context(&self.kube, &self.sandbox, API_KEY, self.settings.clone());
+        self.restart_with_key(API_KEY);
+    }
+
+    /// A new operator process that sends `key` to the sandbox.
+    pub fn restart_with_key(&mut self, key: &str) {
+        self.ctx = context(&self.kube, &self.sandbox, key, self.settings.clone());
     }
 
     /// Lets the operator see these resources when it checks who holds an email, as the

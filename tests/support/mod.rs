@@ -204,8 +204,10 @@ impl FakeKube {
     pub fn mark_deleted(&self, name: &str) {
         let mut state = self.state.lock().unwrap();
         let user = state.users.get_mut(name).unwrap();
-        user.metadata.deletion_timestamp =
-            Some(serde_json::from_value(json!("2026-12-03T12:00:00Z")).unwrap());
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        user.metadata.deletion_timestamp = Some(now);
     }
 
     /// Changes the stored object as a person editing it would, bumping its generation.
