@@ -24,6 +24,9 @@ struct View {
     users: Vec<RemoteUser>,
     /// When the list behind `users` was fetched; `None` when it must be fetched again.
     fetched: Option<Instant>,
+    /// A rate-limited list and the time Attention asked to wait until: every lookup before
+    /// then gets the same answer instead of sending another list.
+    throttled: Option<(Instant, ApiError)>,
 }
 
 impl Directory {
@@ -75,9 +78,22 @@ impl Directory {
     }
 
     async fn refresh(&self, view: &mut View) -> Result<(), ApiError> {
-        let users = self.api.list_users().await?;
+        if let Some((until, error)) = &view.throttled
+            && Instant::now() < *until
+        {
+            return Err(error.clone());
+        }
+        let users = match self.api.list_users().await {
+            Ok(users) => users,
+            Err(error) => {
+                if let ApiError::RateLimited { retry_after: Some(delay) } = &error {
+                    view.throttled = Some((Instant::now() + *delay, error.clone()));
+                }
+                return Err(error);
+            }
+        };
         tracing::debug!(users = users.len(), "Refreshed the view of the organisation's users");
-        *view = View { users, fetched: Some(Instant::now()) };
+        *view = View { users, fetched: Some(Instant::now()), throttled: None };
         Ok(())
     }
 }
@@ -105,6 +121,7 @@ mod tests {
         users: std::sync::Mutex<Vec<RemoteUser>>,
         lists: AtomicUsize,
         fail: std::sync::atomic::AtomicBool,
+        rate_limit: std::sync::Mutex<Option<Duration>>,
     }
 
     #[async_trait]
@@ -114,6 +131,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             if self.fail.load(Ordering::SeqCst) {
                 return Err(ApiError::Unavailable { detail: "status 503: down".into() });
+            }
+            if let Some(delay) = *self.rate_limit.lock().unwrap() {
+                return Err(ApiError::RateLimited { retry_after: Some(delay) });
             }
             Ok(self.users.lock().unwrap().clone())
         }
@@ -224,6 +244,25 @@ mod tests {
         for found in futures::future::join_all(lookups).await {
             assert_eq!(found.unwrap(), None);
         }
+        assert_eq!(org.lists.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_list_is_not_sent_again_before_the_delay_attention_asked_for() {
+        let org = org_with(&[user("u-1", "a@x.io")]);
+        *org.rate_limit.lock().unwrap() = Some(Duration::from_millis(300));
+        let directory = Arc::new(Directory::new(org.clone(), Duration::ZERO));
+        let lookups = (0..10).map(|_| {
+            let directory = directory.clone();
+            async move { directory.find_by_email("a@x.io").await }
+        });
+        for found in futures::future::join_all(lookups).await {
+            assert_eq!(found.unwrap_err().reason(), "RateLimited");
+        }
+        assert_eq!(org.lists.load(Ordering::SeqCst), 1);
+        *org.rate_limit.lock().unwrap() = None;
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(directory.find_by_email("a@x.io").await.unwrap().is_some());
         assert_eq!(org.lists.load(Ordering::SeqCst), 2);
     }
 

@@ -940,3 +940,27 @@ async fn adopting_a_user_keeps_its_password_and_later_rotations_are_sent() {
     h.reconcile("ada").await;
     assert!(h.sandbox.password_matches("ada@example.com", NEW_PASSWORD));
 }
+
+#[tokio::test]
+async fn a_changed_email_that_admission_let_through_is_refused_and_changes_nothing() {
+    let h = Harness::start().await;
+    h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
+    let uuid = h.uuid("ada");
+    h.sandbox.clear_requests();
+
+    h.kube.edit("ada", |u| {
+        u.spec.email = "lady@example.com".into();
+        u.spec.last_name = "King".into();
+    });
+    h.reconcile("ada").await;
+
+    assert_eq!(h.ready("ada"), ready("False", "InvalidSpec"));
+    assert!(h.message("ada").starts_with("the spec is invalid: email cannot be changed"));
+    assert!(h.api_writes().is_empty(), "{:?}", h.api_writes());
+    assert_eq!(h.remote(&uuid)["lastName"], "Lovelace");
+
+    h.kube.edit("ada", |u| u.spec.email = "ada@example.com".into());
+    h.reconcile("ada").await;
+    assert_eq!(h.ready("ada"), ready("True", "Created"));
+    assert_eq!(h.remote(&uuid)["lastName"], "King", "the other edit applies once restored");
+}

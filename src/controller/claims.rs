@@ -36,7 +36,7 @@ pub fn holder<'a>(email: &str, users: &'a [Arc<AttentionUser>]) -> Option<&'a At
         .iter()
         .map(AsRef::as_ref)
         .filter(|user| user.metadata.deletion_timestamp.is_none())
-        .filter(|user| user.spec.email.eq_ignore_ascii_case(email))
+        .filter(|user| user.spec.email.to_lowercase() == email.to_lowercase())
         .min_by_key(|user| {
             let recorded = user.status.as_ref().and_then(|status| status.uuid.as_ref()).is_some();
             (!recorded, user.creation_timestamp().map(|time| time.0), key(user))

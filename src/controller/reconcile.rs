@@ -67,6 +67,14 @@ async fn observe(
     let pending = status.and_then(|status| status.create_pending) == Some(true);
     if let (Some(uuid), false) = (&recorded, pending) {
         match ctx.directory.find_by_uuid(uuid).await {
+            Ok(Some(remote)) if !remote.has_email(&user.spec.email) => {
+                // Only possible where admission skipped the CEL rule that forbids it.
+                return Ok(Outcome::InvalidSpec(format!(
+                    "email cannot be changed: this resource manages the Attention user {uuid}, \
+                     whose email is {}; restore spec.email, or create a new AttentionUser",
+                    remote.email
+                )));
+            }
             Ok(Some(remote)) => {
                 let origin = status.and_then(|s| s.origin).unwrap_or(Origin::Adopted);
                 return converge(user, ctx, current.as_ref(), remote, origin).await;
