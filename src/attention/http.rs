@@ -63,6 +63,8 @@ impl fmt::Debug for ClientSettings {
 pub enum BuildError {
     #[error("the API key is empty")]
     EmptyKey,
+    #[error("the API URL must be an http or https URL, such as https://api.attention.tech/v2")]
+    BadUrl,
     #[error("the API key contains characters an HTTP header cannot carry")]
     KeyNotAHeader,
     #[error("failed to build the HTTP client: {0}")]
@@ -84,6 +86,10 @@ impl HttpClient {
         let key = settings.api_key.trim().to_owned();
         if key.is_empty() {
             return Err(BuildError::EmptyKey);
+        }
+        let url = &settings.base_url;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(BuildError::BadUrl);
         }
         install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -323,6 +329,22 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn only_http_urls_are_accepted() {
+        let settings = |url: &str| ClientSettings {
+            base_url: Url::parse(url).unwrap(),
+            api_key: "k".into(),
+            auth_scheme: AuthScheme::Bearer,
+            timeout: Duration::from_secs(1),
+            requests_per_second: NonZeroU32::new(5).unwrap(),
+            max_in_flight: 2,
+        };
+        assert!(HttpClient::new(settings("https://api.attention.tech/v2")).is_ok());
+        for bad in ["mailto:ops@example.com", "ftp://example.com/v2"] {
+            assert!(matches!(HttpClient::new(settings(bad)), Err(BuildError::BadUrl)), "{bad}");
+        }
     }
 
     #[test]
