@@ -42,6 +42,7 @@ pub struct Metrics {
     rate_limited: Counter,
     limiter_wait: Counter<f64, AtomicU64>,
     users: Family<ReadyLabel, Gauge>,
+    releases: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -61,6 +62,7 @@ impl Metrics {
             rate_limited: Counter::default(),
             limiter_wait: Counter::default(),
             users: Family::default(),
+            releases: Family::default(),
         };
         metrics.register();
         metrics
@@ -103,6 +105,11 @@ impl Metrics {
             "AttentionUser resources by the status of their Ready condition",
             self.users.clone(),
         );
+        registry.register(
+            "releases",
+            "Deleted resources let go by the finalizer: Deleted, Retained or DeletionAbandoned",
+            self.releases.clone(),
+        );
     }
 
     /// Counts a reconcile that reported `reason` in status.
@@ -127,6 +134,11 @@ impl Metrics {
         if outcome == "RateLimited" {
             self.rate_limited.inc();
         }
+    }
+
+    /// Counts a resource the finalizer let go, by what happened to its Attention user.
+    pub fn released(&self, reason: &'static str) {
+        self.releases.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Adds time a request spent waiting for the client-side limits.
@@ -185,6 +197,21 @@ mod tests {
         ));
         assert!(text.contains("attention_operator_api_rate_limited_total 1"), "{text}");
         assert!(text.contains("attention_operator_api_limiter_wait_seconds_total 1.5"), "{text}");
+    }
+
+    #[test]
+    fn releases_are_counted_by_what_became_of_the_user() {
+        let metrics = Metrics::new();
+        metrics.released("Deleted");
+        metrics.released("DeletionAbandoned");
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"attention_operator_releases_total{reason="Deleted"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"attention_operator_releases_total{reason="DeletionAbandoned"} 1"#)
+        );
     }
 
     #[test]

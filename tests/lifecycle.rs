@@ -559,6 +559,8 @@ async fn deleting_with_the_delete_policy_deletes_the_user_then_releases_the_reso
         h.events().last().unwrap(),
         &event("Normal", "Deleted", &format!("deleted the Attention user {uuid}"))
     );
+    let metrics = h.ctx.metrics.encode();
+    assert!(metrics.contains(r#"attention_operator_releases_total{reason="Deleted"} 1"#));
 }
 
 #[tokio::test]

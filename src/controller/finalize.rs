@@ -195,12 +195,13 @@ async fn release(
     user: &AttentionUser,
     ctx: &Context,
     type_: EventType,
-    reason: &str,
+    reason: &'static str,
     why: &str,
 ) -> Result<Action, Error> {
     let finalizers = user.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     set_finalizers(user, ctx, finalizers).await?;
     ctx.retries.reset(&ObjectRef::from_obj(user));
+    ctx.metrics.released(reason);
     reconcile::announce(user, ctx, type_, reason, "Delete", why).await;
     Ok(Action::await_change())
 }
