@@ -220,6 +220,11 @@ pub struct AttentionUserStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
 
+    /// Email of the Attention user this resource manages, as Attention reports it: the email
+    /// this resource holds against other AttentionUsers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+
     /// Whether the operator created the user or adopted one that already existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,

@@ -13,6 +13,9 @@ use tokio::sync::Mutex;
 
 use crate::attention::{ApiError, AttentionApi, RemoteUser};
 
+/// Longest a Retry-After on the list is honoured for, whatever Attention says.
+const MAX_THROTTLE: Duration = Duration::from_secs(3600);
+
 pub struct Directory {
     api: Arc<dyn AttentionApi>,
     max_age: Duration,
@@ -24,9 +27,9 @@ struct View {
     users: Vec<RemoteUser>,
     /// When the list behind `users` was fetched; `None` when it must be fetched again.
     fetched: Option<Instant>,
-    /// A rate-limited list and the time Attention asked to wait until: every lookup before
-    /// then gets the same answer instead of sending another list.
-    throttled: Option<(Instant, ApiError)>,
+    /// Until when Attention asked not to list again (a 429 with Retry-After): lookups before
+    /// then are answered rate-limited, with the time left, instead of sending another list.
+    throttled_until: Option<Instant>,
 }
 
 impl Directory {
@@ -78,22 +81,22 @@ impl Directory {
     }
 
     async fn refresh(&self, view: &mut View) -> Result<(), ApiError> {
-        if let Some((until, error)) = &view.throttled
-            && Instant::now() < *until
+        if let Some(until) = view.throttled_until
+            && let Some(left) = until.checked_duration_since(Instant::now())
         {
-            return Err(error.clone());
+            return Err(ApiError::RateLimited { retry_after: Some(left) });
         }
         let users = match self.api.list_users().await {
             Ok(users) => users,
             Err(error) => {
                 if let ApiError::RateLimited { retry_after: Some(delay) } = &error {
-                    view.throttled = Some((Instant::now() + *delay, error.clone()));
+                    view.throttled_until = Instant::now().checked_add((*delay).min(MAX_THROTTLE));
                 }
                 return Err(error);
             }
         };
         tracing::debug!(users = users.len(), "Refreshed the view of the organisation's users");
-        *view = View { users, fetched: Some(Instant::now()), throttled: None };
+        *view = View { users, fetched: Some(Instant::now()), throttled_until: None };
         Ok(())
     }
 }
@@ -257,7 +260,10 @@ mod tests {
             async move { directory.find_by_email("a@x.io").await }
         });
         for found in futures::future::join_all(lookups).await {
-            assert_eq!(found.unwrap_err().reason(), "RateLimited");
+            let ApiError::RateLimited { retry_after: Some(left) } = found.unwrap_err() else {
+                panic!("expected the 429 shared");
+            };
+            assert!(left <= Duration::from_millis(300), "only what is left of the delay");
         }
         assert_eq!(org.lists.load(Ordering::SeqCst), 1);
         *org.rate_limit.lock().unwrap() = None;

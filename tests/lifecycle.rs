@@ -6,12 +6,15 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use attention_operator::attention::{ApiError, AttentionApi, NewUser, RemoteUser, UserUpdate};
 
 use attention_operator::controller::{MAX_DELETE_ATTEMPTS, Settings};
 use attention_operator::crd::{
-    AdoptionPolicy, AttentionUser, DeletionPolicy, Drift, FINALIZER, ManagementPolicy, Origin,
-    PAUSED_ANNOTATION, SeatType, TeamMembership,
+    AdoptionPolicy, AttentionUser, AttentionUserStatus, DeletionPolicy, Drift, FINALIZER,
+    ManagementPolicy, Origin, PAUSED_ANNOTATION, SeatType, TeamMembership,
 };
 use attention_operator::sandbox::{Faults, SeedTeam};
 use kube::runtime::controller::Action;
@@ -965,4 +968,76 @@ async fn a_changed_email_that_admission_let_through_is_refused_and_changes_nothi
     h.reconcile("ada").await;
     assert_eq!(h.ready("ada"), ready("True", "Created"));
     assert_eq!(h.remote(&uuid)["lastName"], "King", "the other edit applies once restored");
+}
+
+/// The sandbox, except that every create is refused as Attention refuses one over a seat limit.
+struct RefusingCreates(attention_operator::attention::HttpClient);
+
+#[async_trait::async_trait]
+impl AttentionApi for RefusingCreates {
+    async fn list_users(&self) -> Result<Vec<RemoteUser>, ApiError> {
+        self.0.list_users().await
+    }
+
+    async fn create_user(&self, _: &NewUser) -> Result<RemoteUser, ApiError> {
+        Err(ApiError::Rejected { status: 422, excerpt: "seat limit reached".into() })
+    }
+
+    async fn update_user(&self, uuid: &str, update: &UserUpdate) -> Result<RemoteUser, ApiError> {
+        self.0.update_user(uuid, update).await
+    }
+
+    async fn delete_user(&self, uuid: &str) -> Result<(), ApiError> {
+        self.0.delete_user(uuid).await
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_that_is_not_a_duplicate_settles_a_pending_create() {
+    let mut h = Harness::start().await;
+    h.restart_with_api(Arc::new(RefusingCreates(client_for(&h.sandbox, API_KEY))));
+    // An earlier create failed in a way that may have landed; it did not.
+    let pending = AttentionUserStatus { create_pending: Some(true), ..Default::default() };
+    let refuse = |u: &mut AttentionUser| u.spec.adoption_policy = AdoptionPolicy::Refuse;
+    let user = UserBuilder::new("ada", "ada@example.com").with(refuse).status(pending).build();
+
+    h.apply(user).await;
+    assert_eq!(h.ready("ada"), ready("False", "Rejected"));
+    assert_eq!(h.status("ada").create_pending, None, "the fresh list and the 422 settle it");
+
+    h.sandbox.insert_user(seed("ada@example.com"));
+    h.reconcile("ada").await;
+    assert_eq!(h.ready("ada"), ready("False", "AdoptionRefused"), "someone else's user");
+}
+
+#[tokio::test]
+async fn a_resource_whose_email_was_edited_keeps_its_user_from_others_and_from_deletion() {
+    let h = Harness::start().await;
+    let first = UserBuilder::new("zed", "ada@example.com")
+        .with(delete_policy)
+        .with(created_at("2026-01-01T00:00:00Z"))
+        .build();
+    h.kube.add_user(&first);
+    let mut writer = h.watch(&[first]);
+    h.reconcile("zed").await;
+    let uuid = h.uuid("zed");
+    h.kube.edit("zed", |u| u.spec.email = "ada2@example.com".into());
+    h.reconcile("zed").await;
+    assert_eq!(h.ready("zed"), ready("False", "InvalidSpec"));
+    let other =
+        UserBuilder::new("ada", "ada@example.com").with(created_at("2026-02-01T00:00:00Z")).build();
+    h.kube.add_user(&other);
+    writer.apply_watcher_event(&Event::Apply(h.kube.user("zed")));
+    writer.apply_watcher_event(&Event::Apply(other));
+
+    h.reconcile("ada").await;
+    assert_eq!(h.ready("ada"), ready("False", "Conflict"), "zed still holds ada@");
+
+    h.kube.mark_deleted("zed");
+    writer.apply_watcher_event(&Event::Apply(h.kube.user("zed")));
+    h.reconcile("zed").await;
+
+    assert!(!h.kube.exists("zed"));
+    assert!(h.api_calls().iter().all(|call| !call.starts_with("DELETE")), "{:?}", h.api_calls());
+    assert_eq!(h.remote(&uuid)["email"], "ada@example.com", "left for the other resource");
 }

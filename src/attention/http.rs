@@ -259,10 +259,13 @@ fn with_trailing_slash(mut url: Url) -> Url {
     url
 }
 
-/// The `Retry-After` delay, when given in seconds (the form APIs use for 429).
+/// Longest `Retry-After` taken as it is; a longer one is cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The `Retry-After` delay, when given in seconds (the form APIs use for 429), at most an hour.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let seconds = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(seconds))
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// The start of an error answer's body: enough to explain it, never the whole of a huge one.
@@ -329,6 +332,8 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT"));
         assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("9223372036854775807"));
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER), "an absurd delay is capped");
     }
 
     #[test]

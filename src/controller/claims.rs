@@ -23,7 +23,7 @@ impl Claims {
     pub fn holder_other_than(&self, user: &AttentionUser) -> Option<String> {
         let stores = self.stores.lock().expect("no thread panics while holding the lock");
         let everyone: Vec<Arc<AttentionUser>> = stores.iter().flat_map(Store::state).collect();
-        let holder = holder(&user.spec.email, &everyone)?;
+        let holder = holder(&claimed_email(user), &everyone)?;
         (holder.uid() != user.uid()).then(|| key(holder))
     }
 }
@@ -36,11 +36,19 @@ pub fn holder<'a>(email: &str, users: &'a [Arc<AttentionUser>]) -> Option<&'a At
         .iter()
         .map(AsRef::as_ref)
         .filter(|user| user.metadata.deletion_timestamp.is_none())
-        .filter(|user| user.spec.email.to_lowercase() == email.to_lowercase())
+        .filter(|user| claimed_email(user) == email.to_lowercase())
         .min_by_key(|user| {
             let recorded = user.status.as_ref().and_then(|status| status.uuid.as_ref()).is_some();
             (!recorded, user.creation_timestamp().map(|time| time.0), key(user))
         })
+}
+
+/// The email a resource holds: its recorded user's once it has one (even if the spec was
+/// edited since), else the one its spec declares; lowercased.
+pub fn claimed_email(user: &AttentionUser) -> String {
+    let recorded = user.status.as_ref().filter(|status| status.uuid.is_some());
+    let email = recorded.and_then(|status| status.email.as_deref()).unwrap_or(&user.spec.email);
+    email.to_lowercase()
 }
 
 fn key(user: &AttentionUser) -> String {
@@ -92,6 +100,16 @@ mod tests {
             user("b", "holder", "ada@x.io", "2026-03-01T00:00:00Z", Some("u-1")),
         ];
         assert_eq!(holder("ada@x.io", &users).map(key).as_deref(), Some("b/holder"));
+    }
+
+    #[test]
+    fn a_resource_holds_its_recorded_users_email_even_after_its_spec_changed() {
+        let mut edited =
+            (*user("a", "edited", "ada2@x.io", "2026-01-01T00:00:00Z", Some("u-1"))).clone();
+        edited.status.as_mut().unwrap().email = Some("ada@x.io".into());
+        let users = [Arc::new(edited), user("b", "late", "ada@x.io", "2026-02-01T00:00:00Z", None)];
+        assert_eq!(holder("ada@x.io", &users).map(key).as_deref(), Some("a/edited"));
+        assert_eq!(holder("ada2@x.io", &users).map(key), None, "it does not hold its new email");
     }
 
     #[test]

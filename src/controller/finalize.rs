@@ -150,9 +150,10 @@ pub fn retry_delete(error: &ApiError, attempts: u32, deleting_for: Duration) -> 
         ApiError::Rejected { .. } | ApiError::NotFound => false,
         // The key is refused: a few attempts, in case it is being rotated.
         ApiError::Unauthorized { .. } => attempts < MAX_DELETE_ATTEMPTS,
-        // Passing trouble: keep trying, within bounds.
+        // Passing trouble: keep trying for an hour, and a few times at least (the operator may
+        // have been down when the deletion was asked for).
         ApiError::RateLimited { .. } | ApiError::Unavailable { .. } => {
-            deleting_for < DELETE_PATIENCE
+            attempts < MAX_DELETE_ATTEMPTS || deleting_for < DELETE_PATIENCE
         }
     }
 }
@@ -274,6 +275,7 @@ mod tests {
         let down = ApiError::Unavailable { detail: "503".into() };
         assert!(retry_delete(&down, 50, Duration::from_secs(600)), "an outage is waited out");
         assert!(!retry_delete(&down, 50, DELETE_PATIENCE), "but not forever");
+        assert!(retry_delete(&down, 1, DELETE_PATIENCE * 3), "late deletions get a few attempts");
     }
 
     #[test]

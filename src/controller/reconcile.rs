@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::outcome::{Found, Outcome, Step};
 use super::{Context, Error, diff, finalize, request, secret, status, validate};
-use crate::attention::{Password, RemoteUser};
+use crate::attention::{ApiError, Password, RemoteUser};
 use crate::crd::{
     AttentionUser, AttentionUserStatus, MANAGER, ManagementPolicy, Origin, PAUSED_ANNOTATION,
     SecretKeyRef,
@@ -153,10 +153,13 @@ async fn create(
         }
         Err(error) => {
             ctx.directory.invalidate().await;
-            // The mark written for this attempt says nothing once the answer is known: what
-            // stays pending is an earlier create that may have landed, or this one if it may.
+            // The mark written for this attempt says nothing once the answer is known. An
+            // earlier create that may have landed was not in the list just read; it stays
+            // pending only if this refusal says the email now exists (409), as it would if
+            // that create landed meanwhile. Any other refusal settles it.
+            let duplicate = matches!(error, ApiError::Rejected { status: 409, .. });
             if let Some(status) = current.as_mut() {
-                status.create_pending = pending_before.then_some(true);
+                status.create_pending = (pending_before && duplicate).then_some(true);
             }
             Ok(Outcome::ApiFailed { step: Step::CreateUser, error })
         }

@@ -44,6 +44,7 @@ pub fn build(
 fn record_found(status: &mut AttentionUserStatus, found: &Found, drift: Vec<Drift>) {
     let user = &found.user;
     status.uuid = Some(user.uuid.clone());
+    status.email = Some(user.email.clone());
     status.origin = Some(found.origin);
     status.create_pending = None;
     status.bot_name = user.bot_name.clone();

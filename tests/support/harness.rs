@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use attention_operator::attention::{AuthScheme, ClientSettings, HttpClient};
+use attention_operator::attention::{AttentionApi, AuthScheme, ClientSettings, HttpClient};
 use attention_operator::controller::{Context, Settings, reconcile};
 use attention_operator::crd::{AttentionUser, AttentionUserStatus};
 use attention_operator::metrics::Metrics;
@@ -156,6 +156,12 @@ pub fn settings() -> Settings {
 
 fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str, settings: Settings) -> Arc<Context> {
     let metrics = Arc::new(Metrics::new());
+    let api = Arc::new(client_for(sandbox, key).with_metrics(metrics.clone()));
+    Arc::new(Context::new(kube.client(), api, settings, metrics))
+}
+
+/// An HTTP client of the sandbox, sending `key`.
+pub fn client_for(sandbox: &Sandbox, key: &str) -> HttpClient {
     let client = ClientSettings {
         base_url: sandbox.base_url().parse().unwrap(),
         api_key: key.to_owned(),
@@ -164,8 +170,15 @@ fn context(kube: &FakeKube, sandbox: &Sandbox, key: &str, settings: Settings) ->
         requests_per_second: 1000.try_into().unwrap(),
         max_in_flight: 16,
     };
-    let api = Arc::new(HttpClient::new(client).unwrap().with_metrics(metrics.clone()));
-    Arc::new(Context::new(kube.client(), api, settings, metrics))
+    HttpClient::new(client).unwrap()
+}
+
+impl Harness {
+    /// Puts `api` between the operator and the sandbox, as a new operator process would.
+    pub fn restart_with_api(&mut self, api: Arc<dyn AttentionApi>) {
+        let metrics = Arc::new(Metrics::new());
+        self.ctx = Arc::new(Context::new(self.kube.client(), api, self.settings.clone(), metrics));
+    }
 }
 
 /// The requeue delay of an action. kube's Action has no getter, so this reads its Debug form,
