@@ -142,6 +142,17 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits until an Event about `name` has `reason` (Events are published after the status
+    /// write and after a finalizer is released), and returns all of them as `events` does.
+    async fn wait_for_event(&self, name: &str, reason: &str) -> Vec<(String, String)> {
+        eventually(|| async {
+            let events = self.events(name).await;
+            events.iter().any(|(r, _)| r == reason).then_some(events)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no {reason} Event about {name}"))
+    }
+
     fn creates(&self) -> usize {
         self.requests("POST")
     }
@@ -233,12 +244,7 @@ async fn a_valid_user_is_created_once_and_shown_ready() {
     assert_eq!(status.origin, Some(Origin::Created));
     assert_eq!(status.uuid.as_deref(), cluster.sandbox.users()[0]["uuid"].as_str());
     assert_eq!(cluster.creates(), 1);
-    let events = eventually(|| async {
-        let events = cluster.events("ada").await;
-        (!events.is_empty()).then_some(events)
-    })
-    .await
-    .unwrap();
+    let events = cluster.wait_for_event("ada", "Created").await;
     assert_eq!(events, [("Created".to_owned(), "Normal".to_owned())]);
     cluster.finish().await;
 }
@@ -353,7 +359,7 @@ async fn a_password_secret_that_appears_later_is_used_for_the_create() {
     assert!(cluster.sandbox.password_matches("ada@example.com", PASSWORD));
     let written = serde_json::to_string(&user).unwrap();
     assert!(!written.contains(PASSWORD));
-    let events = cluster.events("ada").await;
+    let events = cluster.wait_for_event("ada", "Created").await;
     let reasons: Vec<&str> = events.iter().map(|(reason, _)| reason.as_str()).collect();
     assert_eq!(reasons, ["SecretMissing", "Created"]);
     cluster.finish().await;
@@ -421,11 +427,7 @@ async fn a_spec_edit_is_applied_with_one_patch() {
     });
     reported.await.expect("Ready on the new generation");
     assert_eq!(cluster.requests("PATCH"), 1);
-    let updated = eventually(|| async {
-        let events = cluster.events("ada").await;
-        events.iter().any(|(reason, _)| reason == "Updated").then_some(())
-    });
-    updated.await.expect("an Updated Event");
+    cluster.wait_for_event("ada", "Updated").await;
     cluster.finish().await;
 }
 
@@ -549,8 +551,8 @@ async fn a_delete_attention_does_not_support_lets_the_resource_go_at_once() {
 
     assert!(cluster.remote("ada@example.com").is_some(), "the user stays in place");
     assert_eq!(cluster.requests("DELETE"), 1, "another attempt would get the same answer");
-    let reasons: Vec<String> = cluster.events("ada").await.into_iter().map(|(r, _)| r).collect();
-    assert!(reasons.iter().any(|r| r == "DeletionAbandoned"), "{reasons:?}");
+    let events = cluster.wait_for_event("ada", "DeletionAbandoned").await;
+    assert!(events.contains(&("DeletionAbandoned".to_owned(), "Warning".to_owned())));
     cluster.finish().await;
 }
 
