@@ -16,10 +16,10 @@ pub const REQUIRED: &[Access] = &[
     Access {
         group: "attention.tech",
         resource: "attentionusers",
-        verbs: &["get", "list", "watch", "patch"],
+        verbs: &["list", "watch", "patch"],
     },
     // Status is written with server-side apply on the status subresource.
-    Access { group: "attention.tech", resource: "attentionusers/status", verbs: &["get", "patch"] },
+    Access { group: "attention.tech", resource: "attentionusers/status", verbs: &["patch"] },
     // Password Secrets are read by name; the metadata of Secrets (never their data) is
     // watched so that a rotated password reaches its user at once.
     Access { group: "", resource: "secrets", verbs: &["get", "list", "watch"] },
