@@ -258,12 +258,25 @@ fn schema_refuses_wrong_types_unknown_keys_and_unsafe_choices() {
         ("namespace that is no DNS label", json!({"watchNamespaces": ["Team_A"]})),
         ("pull policy", json!({"image": {"pullPolicy": "Sometimes"}})),
         ("port", json!({"metrics": {"port": 70000}})),
+        ("IPv6 address without brackets", json!({"metrics": {"bindAddress": "::"}})),
+        ("host name as bind address", json!({"metrics": {"bindAddress": "localhost"}})),
+        (
+            "scrape interval with a space",
+            json!({"metrics": {"serviceMonitor": {"interval": "1m 30s"}}}),
+        ),
+        ("extra env value that is no text", json!({"extraEnv": [{"name": "X", "value": 1}]})),
     ];
     for (what, overlay) in cases {
         let candidate = merged(&values(), &overlay);
         assert!(!schema_errors(&candidate).is_empty(), "accepted: {what}");
     }
-    let trial = json!({"apiKey": {"create": true, "value": "k"}, "watchNamespaces": ["team-a"]});
+    let trial = json!({
+        "apiKey": {"create": true, "value": "k"},
+        "watchNamespaces": ["team-a"],
+        "global": {"imageRegistry": "registry.example.com"},
+        "metrics": {"bindAddress": "[::]", "serviceMonitor": {"interval": "1m30s"}},
+        "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
+    });
     assert_eq!(schema_errors(&merged(&values(), &trial)), Vec::<String>::new());
 }
 
