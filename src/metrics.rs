@@ -112,11 +112,12 @@ impl Metrics {
         );
     }
 
-    /// Counts a reconcile that reported `reason` in status.
+    /// Counts a reconcile that reported `reason` in status. A paused resource is not ready,
+    /// but it is no failure either: someone asked for it.
     pub fn reconciled(&self, reason: &'static str, ready: bool, took: Duration) {
         let result = if ready { "ready" } else { "not_ready" };
         self.reconciles.get_or_create(&ResultLabel { result }).inc();
-        if !ready {
+        if !ready && reason != "Paused" {
             self.failures.get_or_create(&ReasonLabel { reason }).inc();
         }
         self.reconcile_duration.observe(took.as_secs_f64());
@@ -172,17 +173,19 @@ mod tests {
         metrics.reconciled("Created", true, Duration::from_millis(20));
         metrics.reconciled("RateLimited", false, Duration::from_millis(5));
         metrics.reconcile_error("WriteStatus");
+        metrics.reconciled("Paused", false, Duration::from_millis(1));
         let text = metrics.encode();
         assert!(
             text.contains(r#"attention_operator_reconciles_total{result="ready"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"attention_operator_reconciles_total{result="not_ready"} 1"#));
+        assert!(text.contains(r#"attention_operator_reconciles_total{result="not_ready"} 2"#));
         assert!(text.contains(r#"attention_operator_reconciles_total{result="error"} 1"#));
         assert!(
             text.contains(r#"attention_operator_reconcile_failures_total{reason="RateLimited"} 1"#)
         );
-        assert!(text.contains("attention_operator_reconcile_duration_seconds_count 2"));
+        assert!(!text.contains(r#"reason="Paused""#), "a pause is no failure: {text}");
+        assert!(text.contains("attention_operator_reconcile_duration_seconds_count 3"));
     }
 
     #[test]
