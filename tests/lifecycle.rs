@@ -1020,6 +1020,25 @@ async fn a_refusal_that_is_not_a_duplicate_settles_a_pending_create() {
 }
 
 #[tokio::test]
+async fn a_create_refused_again_after_a_fresh_lookup_waits_for_a_spec_change() {
+    let mut h = Harness::start().await;
+    h.restart_with_api(Arc::new(RefusingCreates(client_for(&h.sandbox, API_KEY))));
+
+    let first = h.apply(UserBuilder::new("ada", "ada@example.com").build()).await;
+    assert_eq!(h.ready("ada"), ready("False", "Rejected"));
+    assert!(requeue_after(&first) < Duration::from_secs(3), "maybe a duplicate: {first:?}");
+
+    let again = h.reconcile("ada").await;
+    assert_eq!(again, Action::requeue(AWAIT_CHANGE));
+    assert!(h.message("ada").contains("refused again"), "{}", h.message("ada"));
+    assert_eq!(h.api_calls().iter().filter(|c| c.starts_with("GET")).count(), 2, "fresh list");
+
+    h.kube.edit("ada", |u| u.spec.last_name = "King".into());
+    let edited = h.reconcile("ada").await;
+    assert!(requeue_after(&edited) < Duration::from_secs(3), "a new spec, a new first try");
+}
+
+#[tokio::test]
 async fn a_resource_whose_email_was_edited_keeps_its_user_from_others_and_from_deletion() {
     let h = Harness::start().await;
     let first = UserBuilder::new("zed", "ada@example.com")

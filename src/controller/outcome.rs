@@ -53,8 +53,18 @@ impl Found {
 pub enum Step {
     ListUsers,
     CreateUser,
+    /// A create sent again after Attention refused the last one for this generation and the
+    /// email was looked up afresh: a refusal now is no duplicate and will not pass by itself.
+    CreateUserAgain,
     UpdateUser,
     DeleteUser,
+}
+
+impl Step {
+    /// Whether this step sent a create.
+    pub fn creates(self) -> bool {
+        matches!(self, Step::CreateUser | Step::CreateUserAgain)
+    }
 }
 
 /// When the next reconcile of the object should run, unless a change triggers it sooner.
@@ -160,6 +170,7 @@ impl Outcome {
                 ApiError::Rejected { .. } if *step == Step::CreateUser => {
                     Next::Backoff { at_least: None }
                 }
+                // Refused again after a fresh lookup: other refusals wait for a change too.
                 ApiError::Rejected { .. } => Next::AwaitChange,
                 ApiError::RateLimited { retry_after } => Next::Backoff { at_least: *retry_after },
                 ApiError::Unauthorized { .. }
@@ -182,7 +193,7 @@ fn ready_message(origin: Origin) -> String {
 fn api_failure_message(step: Step, error: &ApiError) -> String {
     let doing = match step {
         Step::ListUsers => "failed to list the organisation's users",
-        Step::CreateUser => "failed to create the user",
+        Step::CreateUser | Step::CreateUserAgain => "failed to create the user",
         Step::UpdateUser => "failed to update the user",
         Step::DeleteUser => "failed to delete the user",
     };
@@ -190,6 +201,10 @@ fn api_failure_message(step: Step, error: &ApiError) -> String {
         ApiError::Rejected { .. } if step == Step::CreateUser => {
             "; the email is looked up again before any retry, as Attention may refuse a \
              duplicate this way"
+        }
+        ApiError::Rejected { .. } if step == Step::CreateUserAgain => {
+            "; refused again although no user has this email: will not succeed until the spec \
+             changes"
         }
         ApiError::Rejected { .. } => "; will not succeed until the spec changes",
         ApiError::Unauthorized { .. } => "; check the operator's API key, retrying",
@@ -269,7 +284,13 @@ mod tests {
         let error = ApiError::Rejected { status: 400, excerpt: "bad".into() };
         let rejected = Outcome::ApiFailed { step: Step::UpdateUser, error: error.clone() };
         assert_eq!(rejected.next(), Next::AwaitChange);
-        assert_eq!(failed(error).next(), Next::Backoff { at_least: None }, "maybe a duplicate");
+        assert_eq!(failed(error.clone()).next(), Next::Backoff { at_least: None }, "a duplicate?");
+        let again = Outcome::ApiFailed { step: Step::CreateUserAgain, error };
+        assert_eq!(again.next(), Next::AwaitChange, "refused again after a fresh lookup");
+        assert!(again.message().ends_with("will not succeed until the spec changes"));
+        let timed_out = ApiError::Unavailable { detail: "timeout".into() };
+        let again = Outcome::ApiFailed { step: Step::CreateUserAgain, error: timed_out };
+        assert_eq!(again.next(), Next::Backoff { at_least: None }, "an outage still passes");
     }
 
     #[test]

@@ -140,6 +140,7 @@ async fn create(
         None => (None, None),
     };
     let pending_before = current.as_ref().and_then(|status| status.create_pending) == Some(true);
+    let step = if refused_before(user) { Step::CreateUserAgain } else { Step::CreateUser };
     let creating = status::creating(current.as_ref(), user.metadata.generation, Timestamp::now());
     write_status(user, ctx, &creating).await?;
     *current = Some(creating);
@@ -161,9 +162,18 @@ async fn create(
             if let Some(status) = current.as_mut() {
                 status.create_pending = (pending_before && duplicate).then_some(true);
             }
-            Ok(Outcome::ApiFailed { step: Step::CreateUser, error })
+            Ok(Outcome::ApiFailed { step, error })
         }
     }
+}
+
+/// Whether Attention refused this generation's last create. The email has been looked up
+/// since (a failed create invalidates the shared view), so another refusal is no duplicate.
+fn refused_before(user: &AttentionUser) -> bool {
+    let ready = user.status.as_ref().and_then(AttentionUserStatus::ready);
+    ready.is_some_and(|ready| {
+        ready.reason == "Rejected" && ready.observed_generation == user.metadata.generation
+    })
 }
 
 /// Compares the user with the spec; corrects the differences (and a rotated password) when
@@ -291,7 +301,7 @@ pub(super) async fn publish_event(user: &AttentionUser, ctx: &Context, outcome: 
         }
         Outcome::Ready(_) => (EventType::Normal, "Create"),
         Outcome::Paused => (EventType::Normal, "Pause"),
-        Outcome::ApiFailed { step: Step::CreateUser, .. } => (EventType::Warning, "Create"),
+        Outcome::ApiFailed { step, .. } if step.creates() => (EventType::Warning, "Create"),
         Outcome::ApiFailed { step: Step::UpdateUser, .. } => (EventType::Warning, "Update"),
         Outcome::ApiFailed { step: Step::DeleteUser, .. } => (EventType::Warning, "Delete"),
         _ => (EventType::Warning, "Reconcile"),

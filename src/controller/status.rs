@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::outcome::{Found, Outcome, Step};
+use super::outcome::{Found, Outcome};
 use crate::crd::{AttentionUserStatus, Drift, READY};
 
 /// Reason of the `Ready` condition while a create is under way.
@@ -21,7 +21,7 @@ pub fn build(
     match outcome {
         Outcome::Ready(found) => record_found(&mut status, found, Vec::new()),
         Outcome::Drifted(found, drift) => record_found(&mut status, found, drift.clone()),
-        Outcome::ApiFailed { step: Step::CreateUser, error } => {
+        Outcome::ApiFailed { step, error } if step.creates() => {
             // Once a create may have landed, only finding the user settles it: a later refusal
             // (a 409 for the email that create made) does not.
             let pending = status.create_pending == Some(true) || error.may_have_taken_effect();
@@ -99,6 +99,7 @@ fn set_ready(
 mod tests {
     use super::*;
     use crate::attention::{ApiError, RemoteUser};
+    use crate::controller::Step;
     use crate::crd::Origin;
     use serde_json::json;
 
