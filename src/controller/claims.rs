@@ -1,16 +1,27 @@
 //! Which AttentionUser holds an email when several declare it: the first to hold it keeps it.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use crate::crd::AttentionUser;
 
-/// The AttentionUsers the controller watches, to find others that declare the same email.
+/// Longest a check waits for every watch to have listed its resources, so that a holder in a
+/// namespace whose watch has not listed yet is not missed after a start.
+const STORES_READY_WAIT: Duration = Duration::from_secs(30);
+
+/// The AttentionUsers the controller watches, to find others that declare the same email, and
+/// which resource this process let act for each email.
 #[derive(Default)]
 pub struct Claims {
     stores: Mutex<Vec<Store<AttentionUser>>>,
+    /// Lowercased email to the uid of the resource last let act for it. It settles the
+    /// resources that the watches show too late to tell apart: two applied at once, where the
+    /// second would otherwise pass the check before the first's status shows its user.
+    acting: Mutex<HashMap<String, String>>,
 }
 
 impl Claims {
@@ -20,11 +31,50 @@ impl Claims {
     }
 
     /// `namespace/name` of the other resource that holds `user`'s email, if not `user` itself.
-    pub fn holder_other_than(&self, user: &AttentionUser) -> Option<String> {
-        let stores = self.stores.lock().expect("no thread panics while holding the lock");
-        let everyone: Vec<Arc<AttentionUser>> = stores.iter().flat_map(Store::state).collect();
+    pub async fn holder_other_than(&self, user: &AttentionUser) -> Option<String> {
+        let everyone = self.everyone().await;
         let holder = holder(&claimed_email(user), &everyone)?;
         (holder.uid() != user.uid()).then(|| key(holder))
+    }
+
+    /// Like `holder_other_than`, and when `user` holds its email, records that it acts for it,
+    /// so that no other resource acts for that email while `user` is there to hold it.
+    pub async fn claim(&self, user: &AttentionUser) -> Option<String> {
+        let everyone = self.everyone().await;
+        let email = claimed_email(user);
+        let mut acting = self.acting.lock().expect("no thread panics while holding the lock");
+        let live: HashSet<String> = everyone
+            .iter()
+            .filter(|other| other.metadata.deletion_timestamp.is_none())
+            .filter_map(|other| other.uid())
+            .collect();
+        acting.retain(|_, uid| live.contains(uid));
+        let actor = acting
+            .get(&email)
+            .and_then(|uid| everyone.iter().find(|other| other.uid().as_ref() == Some(uid)))
+            .map(AsRef::as_ref)
+            .filter(|actor| claimed_email(actor) == email);
+        // A recorded user settles it; else the one let act first; else the oldest.
+        let by_watch = holder(&email, &everyone);
+        match by_watch.filter(|first| has_recorded(first)).or(actor).or(by_watch) {
+            Some(holder) if holder.uid() != user.uid() => Some(key(holder)),
+            _ => {
+                if let Some(uid) = user.uid() {
+                    acting.insert(email, uid);
+                }
+                None
+            }
+        }
+    }
+
+    /// Every watched resource, once every watch has listed (or STORES_READY_WAIT has passed).
+    async fn everyone(&self) -> Vec<Arc<AttentionUser>> {
+        let stores = self.stores.lock().expect("no thread panics while holding the lock").clone();
+        let listed = futures::future::join_all(stores.iter().map(Store::wait_until_ready));
+        if tokio::time::timeout(STORES_READY_WAIT, listed).await.is_err() {
+            tracing::warn!("A watch has not listed its AttentionUsers; checking claims without it");
+        }
+        stores.iter().flat_map(Store::state).collect()
     }
 }
 
@@ -37,10 +87,11 @@ pub fn holder<'a>(email: &str, users: &'a [Arc<AttentionUser>]) -> Option<&'a At
         .map(AsRef::as_ref)
         .filter(|user| user.metadata.deletion_timestamp.is_none())
         .filter(|user| claimed_email(user) == email.to_lowercase())
-        .min_by_key(|user| {
-            let recorded = user.status.as_ref().and_then(|status| status.uuid.as_ref()).is_some();
-            (!recorded, user.creation_timestamp().map(|time| time.0), key(user))
-        })
+        .min_by_key(|user| (!has_recorded(user), user.creation_timestamp().map(|t| t.0), key(user)))
+}
+
+fn has_recorded(user: &AttentionUser) -> bool {
+    user.status.as_ref().and_then(|status| status.uuid.as_ref()).is_some()
 }
 
 /// The email a resource holds: its recorded user's once it has one (even if the spec was
@@ -59,6 +110,8 @@ fn key(user: &AttentionUser) -> String {
 mod tests {
     use super::*;
     use crate::crd::{AttentionUserSpec, AttentionUserStatus};
+    use kube::runtime::reflector::{self, store::Writer};
+    use kube::runtime::watcher::Event;
     use serde_json::json;
 
     fn user(
@@ -119,6 +172,80 @@ mod tests {
             user("a", "y", "ada@x.io", "2026-01-01T00:00:00Z", None),
         ];
         assert_eq!(holder("ada@x.io", &users).map(key).as_deref(), Some("a/y"));
+    }
+
+    /// A store as a watch that has listed `users` leaves it, and its writer.
+    fn listed(users: &[&Arc<AttentionUser>]) -> (Store<AttentionUser>, Writer<AttentionUser>) {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for user in users {
+            writer.apply_watcher_event(&Event::InitApply((***user).clone()));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        (store, writer)
+    }
+
+    #[tokio::test]
+    async fn of_two_resources_applied_at_once_the_one_let_act_first_keeps_the_email() {
+        // Same second: by name "a/second" would win, but "a/first" was seen and let act first.
+        let first = user("a", "first", "ada@x.io", "2026-01-01T00:00:00Z", None);
+        let second = user("a", "a-second", "Ada@x.io", "2026-01-01T00:00:00Z", None);
+        let claims = Claims::default();
+        let (store, mut writer) = listed(&[&first]);
+        claims.watch(store);
+        assert_eq!(claims.claim(&first).await, None);
+
+        writer.apply_watcher_event(&Event::Apply((*second).clone()));
+        assert_eq!(claims.claim(&second).await.as_deref(), Some("a/first"));
+        assert_eq!(claims.claim(&first).await, None, "the first keeps acting");
+        assert_eq!(claims.holder_other_than(&first).await.as_deref(), Some("a/a-second"));
+    }
+
+    #[tokio::test]
+    async fn a_recorded_user_outranks_the_one_let_act_first() {
+        let early = user("a", "early", "ada@x.io", "2026-01-01T00:00:00Z", None);
+        let holder = user("b", "holder", "ada@x.io", "2026-03-01T00:00:00Z", Some("u-1"));
+        let claims = Claims::default();
+        let (store, mut writer) = listed(&[&early]);
+        claims.watch(store);
+        assert_eq!(claims.claim(&early).await, None);
+
+        writer.apply_watcher_event(&Event::Apply((*holder).clone()));
+        assert_eq!(claims.claim(&early).await.as_deref(), Some("b/holder"));
+    }
+
+    #[tokio::test]
+    async fn the_one_let_act_lets_go_when_it_is_deleted() {
+        let first = user("a", "first", "ada@x.io", "2026-01-01T00:00:00Z", None);
+        let later = user("a", "later", "ada@x.io", "2026-02-01T00:00:00Z", None);
+        let claims = Claims::default();
+        let (store, mut writer) = listed(&[&first, &later]);
+        claims.watch(store);
+        assert_eq!(claims.claim(&first).await, None);
+        assert_eq!(claims.claim(&later).await.as_deref(), Some("a/first"));
+
+        writer.apply_watcher_event(&Event::Delete((*first).clone()));
+        assert_eq!(claims.claim(&later).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_check_waits_for_every_watch_to_list() {
+        let holder = user("b", "holder", "ada@x.io", "2026-03-01T00:00:00Z", Some("u-1"));
+        let early = user("a", "early", "ada@x.io", "2026-01-01T00:00:00Z", None);
+        let claims = Claims::default();
+        let (own, _own_writer) = listed(&[&early]);
+        claims.watch(own);
+        let (other, mut writer) = reflector::store();
+        claims.watch(other);
+        let listing = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            writer.apply_watcher_event(&Event::Init);
+            writer.apply_watcher_event(&Event::InitApply((*holder).clone()));
+            writer.apply_watcher_event(&Event::InitDone);
+            writer
+        });
+        assert_eq!(claims.claim(&early).await.as_deref(), Some("b/holder"));
+        drop(listing.await.unwrap());
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub async fn keep_in_line(user: &AttentionUser, ctx: &Context) -> Result<(), Err
 pub async fn cleanup(user: &AttentionUser, ctx: &Context, paused: bool) -> Result<Action, Error> {
     let mut decision = on_delete(user, ctx.settings.default_deletion_policy, paused);
     if matches!(decision, OnDelete::DeleteUser(_) | OnDelete::DeletePending)
-        && let Some(other) = ctx.claims.holder_other_than(user)
+        && let Some(other) = ctx.claims.holder_other_than(user).await
     {
         // Another resource still declares this email: its user must outlive this resource.
         decision = OnDelete::Release(format!(

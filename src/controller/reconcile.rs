@@ -59,7 +59,7 @@ async fn observe(
     if !problems.is_empty() {
         return Ok(Outcome::InvalidSpec(problems.join("; ")));
     }
-    if let Some(holder) = ctx.claims.holder_other_than(user) {
+    if let Some(holder) = ctx.claims.claim(user).await {
         return Ok(Outcome::Conflict { holder });
     }
     let status = current.as_ref();
