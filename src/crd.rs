@@ -108,6 +108,7 @@ pub struct AttentionUserSpec {
     /// deletes it first. When unset, the operator's default applies (`Retain` unless
     /// configured otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_enum::<DeletionPolicy>")]
     pub deletion_policy: Option<DeletionPolicy>,
 }
 
@@ -225,8 +226,10 @@ pub struct AttentionUserStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 
-    /// Whether the operator created the user or adopted one that already existed.
+    /// Whether the operator created the user (`Created`), adopted one that already existed
+    /// (`Adopted`), or created it again after it disappeared from Attention (`Recreated`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_enum::<Origin>")]
     pub origin: Option<Origin>,
 
     /// True while a create has been sent whose result is not known (it failed in a way that
@@ -281,6 +284,15 @@ impl AttentionUserStatus {
     pub fn ready(&self) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == READY)
     }
+}
+
+/// The schema of an optional enum field, inline and nullable, described by the field's own doc
+/// comment rather than the enum's (which would otherwise replace it in `kubectl explain`).
+fn optional_enum<T: JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = T::json_schema(generator);
+    schema.remove("description");
+    schema.insert("nullable".to_owned(), true.into());
+    schema
 }
 
 fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

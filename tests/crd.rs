@@ -110,15 +110,50 @@ fn crd_names_columns_and_status_subresource() {
 }
 
 #[test]
-fn every_spec_and_status_field_is_documented() {
+fn every_spec_and_status_field_is_documented_by_its_own_comment() {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/crd.rs")).unwrap();
     let schema = schema();
-    for part in ["spec", "status"] {
+    for (part, type_name) in [("spec", "AttentionUserSpec"), ("status", "AttentionUserStatus")] {
         let properties = schema["properties"][part]["properties"].as_object().unwrap();
         for (name, field) in properties {
             let description = field["description"].as_str().unwrap_or("");
             assert!(!description.is_empty(), "{part}.{name} has no description");
+            let comment = field_comment(&source, type_name, &snake_case(name));
+            assert_eq!(words(description), words(&comment), "{part}.{name}");
         }
     }
+}
+
+/// The doc comment above `pub <field>:` in `pub struct <type_name>` of `source`.
+fn field_comment(source: &str, type_name: &str, field: &str) -> String {
+    let body = &source[source.find(&format!("pub struct {type_name} {{")).unwrap()..];
+    let body = &body[..body.find("\n}").unwrap()];
+    let lines: Vec<&str> = body.lines().map(str::trim).collect();
+    let at = lines.iter().position(|l| l.starts_with(&format!("pub {field}:"))).unwrap();
+    // Up to the blank line (or the struct's opening) before the field: comment and attributes.
+    let above = lines[..at].iter().rev().take_while(|l| !l.is_empty() && !l.ends_with('{'));
+    let mut comment: Vec<&str> =
+        above.filter_map(|l| l.strip_prefix("///")).map(str::trim).collect();
+    comment.reverse();
+    comment.join(" ")
+}
+
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c.is_uppercase() && previous_lower {
+            out.push('_');
+        }
+        previous_lower = c.is_lowercase();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn words(text: &str) -> Vec<&str> {
+    text.split_whitespace().collect()
 }
 
 #[test]
