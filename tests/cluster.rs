@@ -334,10 +334,16 @@ async fn the_email_cannot_be_changed_once_set() {
             let message = admission_message(error);
             assert!(message.contains("email cannot be changed"), "{message}");
         }
-        // An API server that skips CEL rules accepts the change; nothing is sent for it.
-        Ok(_) => eprintln!("this API server does not enforce CEL transition rules"),
+        // An API server that skips CEL rules accepts the change: the operator refuses it.
+        Ok(_) => {
+            let user = cluster.wait_for_reason("ada", "InvalidSpec").await;
+            let message = user.status.unwrap().ready().unwrap().message.clone();
+            assert!(message.contains("email cannot be changed"), "{message}");
+            assert!(cluster.remote("ada@example.com").is_some(), "the user stays as it was");
+        }
     }
     assert_eq!(cluster.creates(), 1);
+    assert_eq!(cluster.requests("PATCH"), 0, "nothing is sent for the changed email");
     cluster.finish().await;
 }
 
