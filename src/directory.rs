@@ -4,7 +4,7 @@
 //! create failed and may still have reached the server), and before a user recorded in status
 //! is declared missing. Users the operator creates are added to it at once, so its own creates
 //! can never be hidden by a stale view. Refreshes are serialised: callers that arrive during a
-//! refresh wait for it and use its result instead of listing again.
+//! refresh wait for it and use its result, a failure included, instead of listing again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +30,9 @@ struct View {
     /// Until when Attention asked not to list again (a 429 with Retry-After): lookups before
     /// then are answered rate-limited, with the time left, instead of sending another list.
     throttled_until: Option<Instant>,
+    /// When the last list failed, and how: lookups that were already waiting for that list
+    /// share its failure instead of each sending a list of its own into an outage.
+    failed: Option<(Instant, ApiError)>,
 }
 
 impl Directory {
@@ -39,9 +42,10 @@ impl Directory {
 
     /// The user with this email (ignoring case), from a view at most `max_age` old.
     pub async fn find_by_email(&self, email: &str) -> Result<Option<RemoteUser>, ApiError> {
+        let asked = Instant::now();
         let mut view = self.view.lock().await;
         if view.is_older_than(self.max_age) {
-            self.refresh(&mut view).await?;
+            self.refresh(&mut view, asked).await?;
         }
         Ok(view.users.iter().find(|user| user.has_email(email)).cloned())
     }
@@ -52,13 +56,13 @@ impl Directory {
         let asked = Instant::now();
         let mut view = self.view.lock().await;
         if view.is_older_than(self.max_age) {
-            self.refresh(&mut view).await?;
+            self.refresh(&mut view, asked).await?;
         }
         if let Some(user) = view.find_uuid(uuid) {
             return Ok(Some(user.clone()));
         }
         if view.fetched.is_none_or(|fetched| fetched < asked) {
-            self.refresh(&mut view).await?;
+            self.refresh(&mut view, asked).await?;
         }
         Ok(view.find_uuid(uuid).cloned())
     }
@@ -80,7 +84,13 @@ impl Directory {
         self.view.lock().await.fetched = None;
     }
 
-    async fn refresh(&self, view: &mut View) -> Result<(), ApiError> {
+    /// Lists the organisation again for a lookup that began at `asked`.
+    async fn refresh(&self, view: &mut View, asked: Instant) -> Result<(), ApiError> {
+        if let Some((at, error)) = &view.failed
+            && *at >= asked
+        {
+            return Err(error.clone());
+        }
         if let Some(until) = view.throttled_until
             && let Some(left) = until.checked_duration_since(Instant::now())
         {
@@ -92,11 +102,12 @@ impl Directory {
                 if let ApiError::RateLimited { retry_after: Some(delay) } = &error {
                     view.throttled_until = Instant::now().checked_add((*delay).min(MAX_THROTTLE));
                 }
+                view.failed = Some((Instant::now(), error.clone()));
                 return Err(error);
             }
         };
         tracing::debug!(users = users.len(), "Refreshed the view of the organisation's users");
-        *view = View { users, fetched: Some(Instant::now()), throttled_until: None };
+        *view = View { users, fetched: Some(Instant::now()), ..View::default() };
         Ok(())
     }
 }
@@ -270,6 +281,26 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(350)).await;
         assert!(directory.find_by_email("a@x.io").await.unwrap().is_some());
         assert_eq!(org.lists.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn lookups_waiting_during_an_outage_share_one_failed_list() {
+        let org = org_with(&[]);
+        org.fail.store(true, Ordering::SeqCst);
+        let directory = Arc::new(Directory::new(org.clone(), Duration::from_secs(60)));
+        let lookups = (0..10).map(|i| {
+            let directory = directory.clone();
+            async move {
+                match i % 2 {
+                    0 => directory.find_by_email("a@x.io").await,
+                    _ => directory.find_by_uuid("u-1").await,
+                }
+            }
+        });
+        for found in futures::future::join_all(lookups).await {
+            assert_eq!(found.unwrap_err().reason(), "Unavailable");
+        }
+        assert_eq!(org.lists.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
