@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use kube::runtime::reflector::ObjectRef;
@@ -12,7 +12,11 @@ use crate::crd::AttentionUser;
 /// Retry delays of every object that is failing, each growing on its own.
 pub struct Retries {
     builder: ExponentialBuilder,
-    failing: Mutex<HashMap<ObjectRef<AttentionUser>, ExponentialBackoff>>,
+    /// Each failing object's delays, and when it last failed.
+    failing: Mutex<HashMap<ObjectRef<AttentionUser>, (ExponentialBackoff, Instant)>>,
+    /// How long an object that stopped failing without a success is remembered: one deleted
+    /// while failing never succeeds, and a failing one fails again within the cap.
+    forget_after: Duration,
 }
 
 impl Retries {
@@ -25,13 +29,16 @@ impl Retries {
             .with_factor(2.0)
             .with_jitter()
             .without_max_times();
-        Retries { builder, failing: Mutex::default() }
+        Retries { builder, failing: Mutex::default(), forget_after: cap * 4 }
     }
 
     /// The delay before the next retry of `object`; each call counts one more failure.
     pub fn next_delay(&self, object: &ObjectRef<AttentionUser>) -> Duration {
         let mut failing = self.failing.lock().expect("no thread panics while holding the lock");
-        let delays = failing.entry(object.clone()).or_insert_with(|| self.builder.build());
+        failing.retain(|_, (_, failed)| failed.elapsed() < self.forget_after);
+        let (delays, failed) =
+            failing.entry(object.clone()).or_insert_with(|| (self.builder.build(), Instant::now()));
+        *failed = Instant::now();
         delays.next().expect("a backoff without a maximum number of times never ends")
     }
 
@@ -80,5 +87,16 @@ mod tests {
         assert!(retries.next_delay(&object("ada")) >= Duration::from_secs(64));
         retries.reset(&object("ada"));
         assert!(retries.next_delay(&object("ada")) < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn an_object_that_stopped_failing_without_a_success_is_forgotten() {
+        let retries = Retries::new(Duration::from_millis(1), Duration::from_millis(4));
+        retries.next_delay(&object("deleted-while-failing"));
+        std::thread::sleep(Duration::from_millis(30));
+        retries.next_delay(&object("bob"));
+        let failing = retries.failing.lock().unwrap();
+        assert!(!failing.contains_key(&object("deleted-while-failing")));
+        assert!(failing.contains_key(&object("bob")));
     }
 }
