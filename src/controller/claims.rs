@@ -174,6 +174,14 @@ mod tests {
         assert_eq!(holder("ada@x.io", &users).map(key).as_deref(), Some("a/y"));
     }
 
+    /// Claims over one store that has listed `users`, and that store's writer.
+    fn watching(users: &[&Arc<AttentionUser>]) -> (Claims, Writer<AttentionUser>) {
+        let claims = Claims::default();
+        let (store, writer) = listed(users);
+        claims.watch(store);
+        (claims, writer)
+    }
+
     /// A store as a watch that has listed `users` leaves it, and its writer.
     fn listed(users: &[&Arc<AttentionUser>]) -> (Store<AttentionUser>, Writer<AttentionUser>) {
         let (store, mut writer) = reflector::store();
@@ -187,12 +195,10 @@ mod tests {
 
     #[tokio::test]
     async fn of_two_resources_applied_at_once_the_one_let_act_first_keeps_the_email() {
-        // Same second: by name "a/second" would win, but "a/first" was seen and let act first.
+        // Same second: by name "a/a-second" would win, but "a/first" was seen and let act first.
         let first = user("a", "first", "ada@x.io", "2026-01-01T00:00:00Z", None);
         let second = user("a", "a-second", "Ada@x.io", "2026-01-01T00:00:00Z", None);
-        let claims = Claims::default();
-        let (store, mut writer) = listed(&[&first]);
-        claims.watch(store);
+        let (claims, mut writer) = watching(&[&first]);
         assert_eq!(claims.claim(&first).await, None);
 
         writer.apply_watcher_event(&Event::Apply((*second).clone()));
@@ -205,9 +211,7 @@ mod tests {
     async fn a_recorded_user_outranks_the_one_let_act_first() {
         let early = user("a", "early", "ada@x.io", "2026-01-01T00:00:00Z", None);
         let holder = user("b", "holder", "ada@x.io", "2026-03-01T00:00:00Z", Some("u-1"));
-        let claims = Claims::default();
-        let (store, mut writer) = listed(&[&early]);
-        claims.watch(store);
+        let (claims, mut writer) = watching(&[&early]);
         assert_eq!(claims.claim(&early).await, None);
 
         writer.apply_watcher_event(&Event::Apply((*holder).clone()));
@@ -218,9 +222,7 @@ mod tests {
     async fn the_one_let_act_lets_go_when_it_is_deleted() {
         let first = user("a", "first", "ada@x.io", "2026-01-01T00:00:00Z", None);
         let later = user("a", "later", "ada@x.io", "2026-02-01T00:00:00Z", None);
-        let claims = Claims::default();
-        let (store, mut writer) = listed(&[&first, &later]);
-        claims.watch(store);
+        let (claims, mut writer) = watching(&[&first, &later]);
         assert_eq!(claims.claim(&first).await, None);
         assert_eq!(claims.claim(&later).await.as_deref(), Some("a/first"));
 
