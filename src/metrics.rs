@@ -114,12 +114,16 @@ impl Metrics {
 
     /// Counts a reconcile that reported `reason` in status. A paused resource is not ready,
     /// but it is no failure either: someone asked for it.
-    pub fn reconciled(&self, reason: &'static str, ready: bool, took: Duration) {
+    pub fn reconciled(&self, reason: &'static str, ready: bool) {
         let result = if ready { "ready" } else { "not_ready" };
         self.reconciles.get_or_create(&ResultLabel { result }).inc();
         if !ready && reason != "Paused" {
             self.failures.get_or_create(&ReasonLabel { reason }).inc();
         }
+    }
+
+    /// Records how long one reconcile took, whatever it ended in.
+    pub fn reconcile_took(&self, took: Duration) {
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
@@ -170,10 +174,12 @@ mod tests {
     #[test]
     fn reconciles_are_counted_by_result_and_failures_by_reason() {
         let metrics = Metrics::new();
-        metrics.reconciled("Created", true, Duration::from_millis(20));
-        metrics.reconciled("RateLimited", false, Duration::from_millis(5));
+        metrics.reconciled("Created", true);
+        metrics.reconciled("RateLimited", false);
         metrics.reconcile_error("WriteStatus");
-        metrics.reconciled("Paused", false, Duration::from_millis(1));
+        metrics.reconciled("Paused", false);
+        metrics.reconcile_took(Duration::from_millis(20));
+        metrics.reconcile_took(Duration::from_millis(5));
         let text = metrics.encode();
         assert!(
             text.contains(r#"attention_operator_reconciles_total{result="ready"} 1"#),
@@ -185,7 +191,8 @@ mod tests {
             text.contains(r#"attention_operator_reconcile_failures_total{reason="RateLimited"} 1"#)
         );
         assert!(!text.contains(r#"reason="Paused""#), "a pause is no failure: {text}");
-        assert!(text.contains("attention_operator_reconcile_duration_seconds_count 3"));
+        assert!(text.contains("attention_operator_reconcile_duration_seconds_count 2"));
+        assert!(text.contains("attention_operator_reconcile_duration_seconds_sum 0.025"), "{text}");
     }
 
     #[test]

@@ -370,6 +370,8 @@ async fn reconciles_and_attention_calls_are_counted_without_personal_data() {
     h.apply(user.build()).await;
     h.apply(UserBuilder::new("bob", "bob@example.com").password_from("gone", "password").build())
         .await;
+    h.kube.mark_deleted("bob");
+    h.reconcile("bob").await;
 
     let text = h.ctx.metrics.encode();
 
@@ -379,7 +381,7 @@ async fn reconciles_and_attention_calls_are_counted_without_personal_data() {
         r#"attention_operator_reconcile_failures_total{reason="SecretMissing"} 1"#,
         r#"attention_operator_api_requests_total{operation="list_users",outcome="Success"} 1"#,
         r#"attention_operator_api_requests_total{operation="create_user",outcome="Success"} 1"#,
-        "attention_operator_reconcile_duration_seconds_count 2",
+        "attention_operator_reconcile_duration_seconds_count 3",
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }

@@ -21,26 +21,35 @@ use crate::crd::{
     SecretKeyRef,
 };
 
-/// Makes the organisation hold the user `user` declares and reports the outcome in status.
+/// Makes the organisation hold the user `user` declares and reports the outcome in status,
+/// or lets the user go as its deletion policy says when the resource is being deleted.
 #[tracing::instrument(skip_all, fields(namespace = user.namespace(), name = user.name_any()))]
 pub async fn reconcile(user: Arc<AttentionUser>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    if user.metadata.deletion_timestamp.is_some() {
-        return finalize::cleanup(&user, &ctx, is_paused(&user)).await;
-    }
-    finalize::keep_in_line(&user, &ctx).await?;
+    let result = if user.metadata.deletion_timestamp.is_some() {
+        finalize::cleanup(&user, &ctx, is_paused(&user)).await
+    } else {
+        apply(&user, &ctx).await
+    };
+    ctx.metrics.reconcile_took(started.elapsed());
+    result
+}
+
+/// Brings the user in line with the spec, as far as the policies allow, and reports it.
+async fn apply(user: &AttentionUser, ctx: &Context) -> Result<Action, Error> {
+    finalize::keep_in_line(user, ctx).await?;
     let mut current = user.status.clone();
     let outcome =
-        if is_paused(&user) { Outcome::Paused } else { observe(&user, &ctx, &mut current).await? };
+        if is_paused(user) { Outcome::Paused } else { observe(user, ctx, &mut current).await? };
     let desired =
         status::build(current.as_ref(), user.metadata.generation, &outcome, Timestamp::now());
     if current.as_ref() != Some(&desired) {
-        write_status(&user, &ctx, &desired).await?;
+        write_status(user, ctx, &desired).await?;
     }
-    publish_event(&user, &ctx, &outcome).await;
-    ctx.metrics.reconciled(outcome.reason(), outcome.is_ready(), started.elapsed());
+    publish_event(user, ctx, &outcome).await;
+    ctx.metrics.reconciled(outcome.reason(), outcome.is_ready());
     tracing::debug!(reason = outcome.reason(), "Reconciled");
-    Ok(ctx.action(&ObjectRef::from_obj(&*user), outcome.next()))
+    Ok(ctx.action(&ObjectRef::from_obj(user), outcome.next()))
 }
 
 /// Whether the paused annotation is set to `"true"`.
