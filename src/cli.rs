@@ -6,12 +6,13 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use url::Url;
 
 use crate::attention::{AuthScheme, ClientSettings};
 use crate::controller::Settings;
 use crate::crd::DeletionPolicy;
+use crate::leader::Election;
 
 /// Environment variable that may hold the API key itself. Deliberately not a flag: command
 /// lines show in `ps`.
@@ -107,6 +108,20 @@ pub struct RunArgs {
     /// Log filter when RUST_LOG is not set, such as `info` or `attention_operator=debug`.
     #[arg(long, env = "ATTENTION_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Run the controller only while this replica holds a Lease, so that several replicas can
+    /// run and one of them acts.
+    #[arg(long, env = "ATTENTION_LEADER_ELECTION", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the Lease the replicas compete for.
+    #[arg(long, env = "ATTENTION_LEASE_NAME", default_value = "attention-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease; empty means the pod's own (outside a pod, the kubeconfig's).
+    #[arg(long, env = "ATTENTION_LEASE_NAMESPACE", default_value = "")]
+    pub lease_namespace: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +165,22 @@ impl RunArgs {
             requests_per_second: self.requests_per_second,
             max_in_flight: usize::from(self.max_in_flight),
         }
+    }
+
+    /// The election this replica takes part in, if leader election is on: the Lease lives in
+    /// `lease_namespace`, else in `default_namespace`; the replica is named after its pod
+    /// (POD_NAME), or at random outside a pod.
+    pub fn election(&self, default_namespace: &str) -> Option<Election> {
+        self.leader_election.then(|| Election {
+            lease_name: self.lease_name.clone(),
+            namespace: match self.lease_namespace.as_str() {
+                "" => default_namespace.to_owned(),
+                namespace => namespace.to_owned(),
+            },
+            identity: std::env::var("POD_NAME").unwrap_or_else(|_| {
+                format!("attention-operator-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+            }),
+        })
     }
 
     pub fn controller_settings(&self) -> Settings {
@@ -207,6 +238,9 @@ mod tests {
             "--log-format=json",
             "--metrics-addr=127.0.0.1:9090",
             "--default-deletion-policy=delete",
+            "--leader-election",
+            "--lease-name=attention-lease",
+            "--lease-namespace=platform",
         ]);
         assert_eq!(args.auth_scheme, AuthScheme::Raw);
         assert_eq!(args.namespaces, ["team-a", "team-b"]);
@@ -224,6 +258,21 @@ mod tests {
         assert_eq!(args.log_format, LogFormat::Json);
         assert_eq!(args.metrics_addr.to_string(), "127.0.0.1:9090");
         assert_eq!(settings.default_deletion_policy, DeletionPolicy::Delete);
+        let election = args.election("attention-system").unwrap();
+        assert_eq!(election.lease_name, "attention-lease");
+        assert_eq!(election.namespace, "platform");
+    }
+
+    #[test]
+    fn leader_election_is_off_unless_asked_for() {
+        assert_eq!(run_args(&[]).election("attention-system"), None);
+        let on = run_args(&["--leader-election=true"]).election("attention-system").unwrap();
+        assert_eq!(
+            (on.lease_name.as_str(), on.namespace.as_str()),
+            ("attention-operator", "attention-system")
+        );
+        assert!(!on.identity.is_empty());
+        assert_eq!(run_args(&["--leader-election=false"]).election("x"), None);
     }
 
     #[test]

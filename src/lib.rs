@@ -6,6 +6,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod directory;
+pub mod leader;
 pub mod metrics;
 pub mod rbac;
 pub mod sandbox;

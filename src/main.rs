@@ -11,7 +11,7 @@ use attention_operator::cli::{Cli, Command, RunArgs};
 use attention_operator::controller::{self, Context};
 use attention_operator::metrics::Metrics;
 use attention_operator::server::{self, Health};
-use attention_operator::{crd, telemetry};
+use attention_operator::{crd, leader, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -36,18 +36,31 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let api = HttpClient::new(args.client_settings(args.api_key()?))?.with_metrics(metrics.clone());
     let kube = kube::Client::try_default().await?;
     let listener = TcpListener::bind(args.metrics_addr).await?;
+    let election = args.election(kube.default_namespace());
     let settings = args.controller_settings();
-    let ctx = Arc::new(Context::new(kube, Arc::new(api), settings, metrics.clone()));
+    let ctx = Arc::new(Context::new(kube.clone(), Arc::new(api), settings, metrics.clone()));
     let health = Health::default();
     tracing::info!(
         api_url = %args.api_url,
         namespaces = ?args.namespaces,
         metrics_addr = %args.metrics_addr,
+        leader_election = args.leader_election,
         "Starting attention-operator"
     );
+    let controller = controller::run(ctx, health.clone());
+    let work = async {
+        match &election {
+            Some(election) => leader::lead(kube, election, &health, controller).await,
+            None => {
+                controller.await;
+                Ok(())
+            }
+        }
+    };
     tokio::select! {
-        () = controller::run(ctx, health.clone()) => tracing::info!("Stopped"),
-        served = server::serve(listener, health, metrics) => served?,
+        done = work => done?,
+        served = server::serve(listener, health.clone(), metrics) => served?,
     }
+    tracing::info!("Stopped");
     Ok(())
 }

@@ -27,6 +27,14 @@ pub const REQUIRED: &[Access] = &[
     Access { group: "events.k8s.io", resource: "events", verbs: &["create", "patch"] },
 ];
 
+/// What leader election needs, in the Lease's namespace only, when it is on: the Lease is
+/// read, created when missing, and patched to take, renew or give it up.
+pub const LEADER_ELECTION: &[Access] = &[Access {
+    group: "coordination.k8s.io",
+    resource: "leases",
+    verbs: &["get", "create", "patch"],
+}];
+
 /// Whether `REQUIRED` grants `verb` on `resource` of `group`.
 pub fn allows(group: &str, resource: &str, verb: &str) -> bool {
     REQUIRED

@@ -17,11 +17,12 @@ use crate::metrics::Metrics;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// What the probes report: whether every watch has listed its resources once, and the
-/// caches those watches fill.
+/// What the probes report: whether every watch has listed its resources once (or this
+/// replica stands by for the lease), and the caches those watches fill.
 #[derive(Clone, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    standing_by: Arc<AtomicBool>,
     stores: Arc<Mutex<Vec<Store<AttentionUser>>>>,
 }
 
@@ -41,6 +42,16 @@ impl Health {
         }
         self.ready.store(true, Ordering::SeqCst);
         tracing::info!("Watches established");
+    }
+
+    /// Marks this replica as standing by for the lease, or as leading. A replica standing by
+    /// is ready: it is healthy, and a rolling update must be able to go on past it.
+    pub fn stand_by(&self, standing_by: bool) {
+        self.standing_by.store(standing_by, Ordering::SeqCst);
+    }
+
+    pub fn is_standing_by(&self) -> bool {
+        self.standing_by.load(Ordering::SeqCst)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -80,6 +91,8 @@ pub async fn serve(
 async fn readyz(State(endpoints): State<Endpoints>) -> impl IntoResponse {
     if endpoints.health.is_ready() {
         (StatusCode::OK, "ready")
+    } else if endpoints.health.is_standing_by() {
+        (StatusCode::OK, "standing by for the lease")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "watches not established yet")
     }

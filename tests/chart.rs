@@ -11,7 +11,7 @@ use attention_operator::attention::{ApiError, RemoteUser};
 use attention_operator::cli::{API_KEY_ENV, Cli};
 use attention_operator::controller::{Found, Outcome, Step};
 use attention_operator::crd::{AttentionUser, Origin, UUID_PATTERN};
-use attention_operator::rbac::REQUIRED;
+use attention_operator::rbac::{Access, LEADER_ELECTION, REQUIRED};
 use clap::{CommandFactory, Parser};
 use kube::CustomResourceExt;
 use mlua::{Lua, LuaOptions, StdLib, Table};
@@ -131,6 +131,17 @@ impl Template {
         &self.docs[0]
     }
 
+    /// `value` as the template writes it: every placeholder in it back as its directive.
+    fn source_of(&self, value: &Value) -> String {
+        let placeholder = Regex::new(r"__TPL_(\d+)__").unwrap();
+        let text = value.as_str().unwrap_or_else(|| panic!("not text: {value}"));
+        placeholder
+            .replace_all(text, |found: &regex::Captures| {
+                format!("{{{{ {} }}}}", self.directives[found[1].parse::<usize>().unwrap()])
+            })
+            .into_owned()
+    }
+
     /// The directive that `value`, a placeholder, stands for.
     fn directive(&self, value: &Value) -> &str {
         let text = value.as_str().unwrap_or_else(|| panic!("not templated: {value}"));
@@ -163,6 +174,7 @@ fn render(directive: &str, values: &Value) -> Option<String> {
     let scalar = |dotted: &str| match at(values, dotted) {
         Value::String(text) => text.clone(),
         Value::Number(number) => number.to_string(),
+        Value::Bool(flag) => flag.to_string(),
         other => panic!("{dotted} is not a scalar: {other}"),
     };
     let simple = Regex::new(r"^\.Values\.([\w.]+)( \| int)? \| quote$").unwrap();
@@ -252,6 +264,8 @@ fn schema_refuses_wrong_types_unknown_keys_and_unsafe_choices() {
         ("unknown auth scheme", json!({"config": {"authScheme": "basic"}})),
         ("duration without unit", json!({"config": {"resyncInterval": "600"}})),
         ("two replicas without leader election", json!({"replicaCount": 2})),
+        ("lease name that is no DNS name", json!({"leaderElection": {"leaseName": "Lease_1"}})),
+        ("leader election as text", json!({"leaderElection": {"enabled": "yes"}})),
         ("created Secret without a key", json!({"apiKey": {"create": true}})),
         ("no Secret at all", json!({"apiKey": {"existingSecret": ""}})),
         ("key as an extra env var", json!({"extraEnv": [{"name": "ATTENTION_API_KEY"}]})),
@@ -276,6 +290,8 @@ fn schema_refuses_wrong_types_unknown_keys_and_unsafe_choices() {
         "global": {"imageRegistry": "registry.example.com"},
         "metrics": {"bindAddress": "[::]", "serviceMonitor": {"interval": "1m30s"}},
         "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
+        "replicaCount": 3,
+        "leaderElection": {"enabled": true, "leaseNamespace": "platform"},
     });
     assert_eq!(schema_errors(&merged(&values(), &trial)), Vec::<String>::new());
 }
@@ -411,9 +427,9 @@ fn one_template_per_kind() {
 
 type Grant = (String, String, String);
 
-fn required_grants() -> BTreeSet<Grant> {
+fn grants_of(accesses: &[Access]) -> BTreeSet<Grant> {
     let mut grants = BTreeSet::new();
-    for access in REQUIRED {
+    for access in accesses {
         for verb in access.verbs {
             grants.insert((access.group.into(), access.resource.into(), (*verb).into()));
         }
@@ -440,46 +456,69 @@ fn granted(rules: &Value) -> BTreeSet<Grant> {
     grants
 }
 
-fn assert_grants_exactly_required(template: &str, kind: &str) {
+/// Checks that document `doc` of `template` is a `kind` granting exactly `required`.
+fn assert_grants_exactly(template: &str, doc: usize, kind: &str, required: &[Access]) {
     let role = Template::load(template);
-    let doc = role.doc();
+    let doc = &role.docs[doc];
     assert_eq!(doc["kind"], kind);
     let grants = granted(&doc["rules"]);
-    let required = required_grants();
+    let required = grants_of(required);
     let extra: Vec<_> = grants.difference(&required).collect();
     let missing: Vec<_> = required.difference(&grants).collect();
-    assert!(extra.is_empty(), "{template} grants more than rbac::REQUIRED: {extra:?}");
-    assert!(missing.is_empty(), "{template} lacks what rbac::REQUIRED needs: {missing:?}");
+    assert!(extra.is_empty(), "{template} grants more than src/rbac.rs: {extra:?}");
+    assert!(missing.is_empty(), "{template} lacks what src/rbac.rs needs: {missing:?}");
 }
 
 #[test]
 fn cluster_role_grants_exactly_what_the_operator_requires() {
-    assert_grants_exactly_required("clusterrole.yaml", "ClusterRole");
+    assert_grants_exactly("clusterrole.yaml", 0, "ClusterRole", REQUIRED);
     let text = Template::load("clusterrole.yaml").text;
     assert!(text.contains("{{- if and .Values.rbac.create (not .Values.watchNamespaces) }}"));
 }
 
 #[test]
 fn namespaced_roles_grant_the_same_rules_in_each_watched_namespace() {
-    assert_grants_exactly_required("role.yaml", "Role");
+    assert_grants_exactly("role.yaml", 0, "Role", REQUIRED);
     let role = Template::load("role.yaml");
     assert!(role.text.contains("{{- range $namespace := .Values.watchNamespaces }}"));
-    assert_eq!(role.directive(&role.doc()["metadata"]["namespace"]), "$namespace");
+    assert_eq!(role.directive(&role.docs[0]["metadata"]["namespace"]), "$namespace");
+}
+
+#[test]
+fn leader_election_grants_exactly_its_lease_access_in_the_lease_namespace() {
+    assert_grants_exactly("role.yaml", 1, "Role", LEADER_ELECTION);
+    for template in ["role.yaml", "rolebinding.yaml"] {
+        let loaded = Template::load(template);
+        let guard = "{{- if and .Values.rbac.create .Values.leaderElection.enabled }}";
+        assert!(loaded.text.contains(guard), "{template}");
+        let namespace = loaded.directive(&loaded.docs[1]["metadata"]["namespace"]);
+        assert_eq!(namespace, ".Values.leaderElection.leaseNamespace | default .Release.Namespace");
+    }
+    let deployment = Template::load("deployment.yaml");
+    let env = env(&deployment);
+    let lease_namespace = deployment.directive(&env["ATTENTION_LEASE_NAMESPACE"]["value"]);
+    assert_eq!(lease_namespace, ".Values.leaderElection.leaseNamespace | quote");
+    assert_eq!(
+        *at(&values(), "leaderElection.enabled"),
+        false,
+        "off by default, as in the operator"
+    );
 }
 
 #[test]
 fn bindings_give_the_roles_to_the_operators_service_account() {
-    for (binding, kind, role) in [
-        ("clusterrolebinding.yaml", "ClusterRole", "clusterrole.yaml"),
-        ("rolebinding.yaml", "Role", "role.yaml"),
+    for (binding, kind, role, index) in [
+        ("clusterrolebinding.yaml", "ClusterRole", "clusterrole.yaml", 0),
+        ("rolebinding.yaml", "Role", "role.yaml", 0),
+        ("rolebinding.yaml", "Role", "role.yaml", 1),
     ] {
         let binding = Template::load(binding);
         let role = Template::load(role);
-        let doc = binding.doc();
+        let doc = &binding.docs[index];
         assert_eq!(doc["roleRef"]["kind"], kind);
         assert_eq!(
-            binding.directive(&doc["roleRef"]["name"]),
-            role.directive(&role.doc()["metadata"]["name"])
+            binding.source_of(&doc["roleRef"]["name"]),
+            role.source_of(&role.docs[index]["metadata"]["name"])
         );
         let subjects = doc["subjects"].as_array().unwrap();
         assert_eq!(subjects.len(), 1);
@@ -577,7 +616,9 @@ fn deployment_is_hardened() {
     let deployment = Template::load("deployment.yaml");
     let spec = &deployment.doc()["spec"];
     assert_eq!(deployment.directive(&spec["replicas"]), ".Values.replicaCount");
-    assert_eq!(spec["strategy"]["type"], "Recreate", "never two operators at once");
+    let strategy = deployment.directive(&spec["strategy"]["type"]);
+    let expected = r#"ternary "RollingUpdate" "Recreate" .Values.leaderElection.enabled"#;
+    assert_eq!(strategy, expected, "never two operators at once without leader election");
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["automountServiceAccountToken"], true, "the operator calls the API");
     assert_eq!(

@@ -75,6 +75,24 @@ async fn readiness_waits_for_every_watch_to_list_its_resources() {
 }
 
 #[tokio::test]
+async fn a_replica_standing_by_for_the_lease_is_ready_and_a_new_leader_waits_for_its_watches() {
+    let health = Health::default();
+    let base = start(health.clone(), Arc::new(Metrics::new())).await;
+    health.stand_by(true);
+    let (status, _, body) = get(format!("{base}/readyz")).await;
+    assert_eq!((status, body.as_str()), (200, "standing by for the lease"));
+
+    health.stand_by(false);
+    let (store, mut writer) = reflector::store::<AttentionUser>();
+    health.watch(store);
+    tokio::spawn(health.clone().become_ready_when_synced());
+    assert_eq!(get(format!("{base}/readyz")).await.0, 503, "leading, not listed yet");
+    synced(&mut writer, vec![]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(format!("{base}/readyz")).await.0, 200);
+}
+
+#[tokio::test]
 async fn metrics_are_prometheus_text_with_users_by_ready_status() {
     let health = Health::default();
     let (store, mut writer) = reflector::store::<AttentionUser>();
