@@ -12,7 +12,7 @@ use url::Url;
 use crate::attention::{AuthScheme, ClientSettings};
 use crate::controller::Settings;
 use crate::crd::DeletionPolicy;
-use crate::leader::Election;
+use crate::leader::{Election, LEASE_SECONDS};
 
 /// Environment variable that may hold the API key itself. Deliberately not a flag: command
 /// lines show in `ps`.
@@ -180,6 +180,7 @@ impl RunArgs {
             identity: std::env::var("POD_NAME").unwrap_or_else(|_| {
                 format!("attention-operator-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
             }),
+            lease_seconds: LEASE_SECONDS,
         })
     }
 

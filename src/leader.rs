@@ -11,12 +11,10 @@ use tokio::task::JoinHandle;
 use crate::crd::MANAGER;
 use crate::server::Health;
 
-/// How long the lease lasts without being renewed. A replica standing by looks again when the
-/// lease it saw expires, so it takes over within this long of the leader stopping or crashing.
+/// How long the lease lasts without being renewed, unless an election says otherwise. A
+/// replica standing by looks again when the lease it saw expires, so it takes over within this
+/// long of the leader stopping or crashing. The leader renews it when a third is left.
 pub const LEASE_SECONDS: u64 = 15;
-
-/// How long before the lease expires the leader renews it.
-const RENEW_BEFORE_SECONDS: u64 = 5;
 
 /// Longest a leader that is stopping waits for its lease to be given up.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
@@ -28,6 +26,8 @@ pub struct Election {
     pub namespace: String,
     /// This replica's name in the lease: the pod's name, or a random one outside a pod.
     pub identity: String,
+    /// How long the lease lasts without being renewed (at least 2 seconds).
+    pub lease_seconds: u64,
 }
 
 /// Why a replica stopped before its work was done.
@@ -80,7 +80,9 @@ async fn acquire(client: Client, election: &Election) -> Result<Leadership, Erro
     // them are what stops two replicas from taking the lease at once.
     let field_manager: String =
         format!("{MANAGER}/{}", election.identity).chars().take(128).collect();
-    let params = LeaseParams::new(&election.identity, LEASE_SECONDS, RENEW_BEFORE_SECONDS)
+    let lease_seconds = election.lease_seconds.max(2);
+    let renew_before = (lease_seconds / 3).max(1);
+    let params = LeaseParams::new(&election.identity, lease_seconds, renew_before)
         .with_field_manager(field_manager);
     let manager = LeaseManagerBuilder::new(client, &election.lease_name)
         .with_namespace(&election.namespace)

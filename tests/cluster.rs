@@ -619,6 +619,7 @@ fn replica(
         lease_name: "attention-operator-test".to_owned(),
         namespace: namespace.to_owned(),
         identity: identity.to_owned(),
+        lease_seconds: attention_operator::leader::LEASE_SECONDS,
     };
     let (leading, began) = tokio::sync::oneshot::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -133,6 +133,8 @@ struct KubeState {
     calls: Vec<KubeCall>,
     users: HashMap<String, AttentionUser>,
     secrets: HashMap<String, Secret>,
+    /// Leases by name, with the field manager that set each one's holder.
+    leases: HashMap<String, (Value, Option<String>)>,
     versions: u64,
 }
 
@@ -223,6 +225,26 @@ impl FakeKube {
         self.state.lock().unwrap().users[name].clone()
     }
 
+    /// The holder of the Lease `name`, if it has one.
+    pub fn lease_holder(&self, name: &str) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        let (lease, _) = state.leases.get(name)?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
+    }
+
+    /// Gives the Lease `name` to `holder`, freshly renewed, as another process would.
+    pub fn take_lease(&self, name: &str, holder: &str) {
+        let mut state = self.state.lock().unwrap();
+        let (lease, owner) = state.leases.get_mut(name).unwrap();
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        lease["spec"]["holderIdentity"] = json!(holder);
+        lease["spec"]["renewTime"] = serde_json::to_value(now).unwrap();
+        lease["spec"]["leaseDurationSeconds"] = json!(60);
+        *owner = Some(format!("{holder}-manager"));
+    }
+
     pub fn calls(&self) -> Vec<KubeCall> {
         self.state.lock().unwrap().calls.clone()
     }
@@ -300,6 +322,24 @@ fn answer(state: &mut KubeState, call: KubeCall) -> Response<Body> {
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", _, "events"]) => {
             respond(StatusCode::CREATED, &call.body)
         }
+        ("GET", ["apis", "coordination.k8s.io", "v1", "namespaces", _, "leases", name]) => {
+            match state.leases.get(*name) {
+                Some((lease, _)) => respond(StatusCode::OK, lease),
+                None => not_found(&format!("leases.coordination.k8s.io \"{name}\" not found")),
+            }
+        }
+        ("POST", ["apis", "coordination.k8s.io", "v1", "namespaces", _, "leases"]) => {
+            let name = call.body["metadata"]["name"].as_str().unwrap().to_owned();
+            if state.leases.contains_key(&name) {
+                let body = json!({"kind": "Status", "code": 409, "reason": "AlreadyExists"});
+                return respond(StatusCode::CONFLICT, &body);
+            }
+            state.leases.insert(name, (call.body.clone(), None));
+            respond(StatusCode::CREATED, &call.body)
+        }
+        ("PATCH", ["apis", "coordination.k8s.io", "v1", "namespaces", _, "leases", name]) => {
+            patch_lease(state, name, &call)
+        }
         _ => not_found("no such path in the fake API server"),
     }
 }
@@ -325,6 +365,52 @@ fn patch_metadata(state: &mut KubeState, name: &str, patch: &Value) -> Response<
         state.users.remove(name);
     }
     respond(StatusCode::OK, &answer)
+}
+
+/// A patch of a Lease's spec, with what server-side apply does for leader election: an apply
+/// that would change the holder another field manager set is refused as a conflict, and
+/// whoever sets the holder (by apply or strategic merge) then owns it.
+fn patch_lease(state: &mut KubeState, name: &str, call: &KubeCall) -> Response<Body> {
+    let Some((lease, owner)) = state.leases.get_mut(name) else {
+        return not_found(&format!("leases.coordination.k8s.io \"{name}\" not found"));
+    };
+    let manager = call
+        .query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("fieldManager="))
+        .map(|manager| manager.replace("%2F", "/"));
+    let patch = &call.body["spec"];
+    let holder = &patch["holderIdentity"];
+    let current = &lease["spec"]["holderIdentity"];
+    let applying = call.content_type.starts_with("application/apply-patch");
+    if applying && !current.is_null() && current != holder && *owner != manager {
+        let body = json!({"kind": "Status", "code": 409, "reason": "Conflict"});
+        return respond(StatusCode::CONFLICT, &body);
+    }
+    if let Some(set) = patch.get("holderIdentity") {
+        *owner = if set.is_null() { None } else { manager };
+    }
+    let spec = lease["spec"].as_object().cloned().unwrap_or_default();
+    let mut spec = Value::Object(spec);
+    merge(&mut spec, patch);
+    lease["spec"] = spec;
+    respond(StatusCode::OK, lease)
+}
+
+/// JSON merge patch: objects merge key by key, null removes a key, anything else replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
 }
 
 fn respond(status: StatusCode, body: &Value) -> Response<Body> {

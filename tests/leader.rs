@@ -1,0 +1,95 @@
+//! Leader election against a fake API server that keeps Leases as server-side apply would:
+//! one replica leads, the others stand by, and a leader that loses the Lease stops.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod support;
+
+use std::time::Duration;
+
+use attention_operator::leader::{self, Election};
+use attention_operator::server::Health;
+use support::{FakeKube, access_of};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const LEASE: &str = "attention-operator";
+const LEASE_SECONDS: u64 = 2;
+
+/// A replica taking part in the election: its task, a signal that it began to lead, and a
+/// switch that ends its work.
+struct Replica {
+    task: JoinHandle<Result<(), leader::Error>>,
+    leads: oneshot::Receiver<()>,
+    stop: oneshot::Sender<()>,
+    health: Health,
+}
+
+fn replica(kube: &FakeKube, identity: &str) -> Replica {
+    let election = Election {
+        lease_name: LEASE.to_owned(),
+        namespace: "attention-system".to_owned(),
+        identity: identity.to_owned(),
+        lease_seconds: LEASE_SECONDS,
+    };
+    let (leading, leads) = oneshot::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let health = Health::default();
+    let (client, replica_health) = (kube.client(), health.clone());
+    let task = tokio::spawn(async move {
+        let work = async move {
+            let _ = leading.send(());
+            let _ = stopped.await;
+        };
+        leader::lead(client, &election, &replica_health, work).await
+    });
+    Replica { task, leads, stop, health }
+}
+
+async fn within<T>(seconds: u64, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} within {seconds} s"))
+}
+
+#[tokio::test]
+async fn one_replica_leads_and_another_takes_over_when_its_work_ends() {
+    let kube = FakeKube::default();
+    let mut first = replica(&kube, "replica-a");
+    within(5, "the first replica leads", &mut first.leads).await.unwrap();
+    let mut second = replica(&kube, "replica-b");
+
+    // Two whole lease periods: the second looks again at each expiry and finds it renewed.
+    tokio::time::sleep(Duration::from_secs(2 * LEASE_SECONDS)).await;
+    assert!(second.leads.try_recv().is_err(), "two replicas led at once");
+    assert!(second.health.is_standing_by() && !first.health.is_standing_by());
+    assert_eq!(kube.lease_holder(LEASE).as_deref(), Some("replica-a"));
+
+    first.stop.send(()).unwrap();
+    within(5, "the first gives the lease up", first.task).await.unwrap().unwrap();
+    within(3 * LEASE_SECONDS, "the second takes over", &mut second.leads).await.unwrap();
+    assert_eq!(kube.lease_holder(LEASE).as_deref(), Some("replica-b"));
+    assert!(!second.health.is_standing_by());
+
+    for call in kube.calls() {
+        let (group, resource, verb) = access_of(&call);
+        let granted = attention_operator::rbac::LEADER_ELECTION.iter().any(|access| {
+            access.group == group && access.resource == resource && access.verbs.contains(&&*verb)
+        });
+        assert!(granted, "{verb} {group}/{resource} is not in rbac::LEADER_ELECTION");
+    }
+    second.stop.send(()).unwrap();
+    within(5, "the second stops", second.task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_leader_that_loses_its_lease_stops_at_once() {
+    let kube = FakeKube::default();
+    let mut only = replica(&kube, "replica-a");
+    within(5, "the replica leads", &mut only.leads).await.unwrap();
+
+    kube.take_lease(LEASE, "intruder");
+
+    let stopped = within(3 * LEASE_SECONDS, "the leader stops", only.task).await.unwrap();
+    assert!(matches!(stopped, Err(leader::Error::Lost { .. })), "{stopped:?}");
+    assert_eq!(kube.lease_holder(LEASE).as_deref(), Some("intruder"), "it did not take it back");
+}
