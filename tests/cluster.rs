@@ -17,7 +17,7 @@ use attention_operator::crd::{
     AttentionUser, DeletionPolicy, FINALIZER, MANAGER, ManagementPolicy, Origin, PAUSED_ANNOTATION,
     crd_yaml,
 };
-use attention_operator::leader::{self, Election};
+use attention_operator::leader::Election;
 use attention_operator::metrics::Metrics;
 use attention_operator::sandbox::{AuthMode, Faults, Sandbox, SandboxConfig};
 use attention_operator::server::Health;
@@ -603,62 +603,35 @@ async fn of_two_resources_with_one_email_the_first_keeps_it() {
     cluster.finish().await;
 }
 
-/// One replica taking part in the election of `namespace`: its task, a signal that it began
-/// to lead, and a switch that ends its work.
-fn replica(
-    client: &Client,
-    namespace: &str,
-    identity: &str,
-    health: &Health,
-) -> (
-    JoinHandle<Result<(), leader::Error>>,
-    tokio::sync::oneshot::Receiver<()>,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let election = Election {
-        lease_name: "attention-operator-test".to_owned(),
-        namespace: namespace.to_owned(),
-        identity: identity.to_owned(),
-        lease_seconds: attention_operator::leader::LEASE_SECONDS,
-    };
-    let (leading, began) = tokio::sync::oneshot::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (client, health) = (client.clone(), health.clone());
-    let task = tokio::spawn(async move {
-        let work = async move {
-            let _ = leading.send(());
-            let _ = stopped.await;
-        };
-        leader::lead(client, &election, &health, work).await
-    });
-    (task, began, stop)
-}
-
 #[tokio::test]
 #[ignore = "needs a cluster: set KUBECONFIG and run `make cluster-test`"]
 async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
     let cluster = Cluster::prepare(Faults::default()).await;
-    let (first_health, second_health) = (Health::default(), Health::default());
-    let (first, first_leads, stop_first) =
-        replica(&cluster.client, &cluster.namespace, "replica-a", &first_health);
-    tokio::time::timeout(WAIT, first_leads).await.expect("the first replica leads").unwrap();
-    let (second, mut second_leads, stop_second) =
-        replica(&cluster.client, &cluster.namespace, "replica-b", &second_health);
+    let election = Election {
+        lease_name: "attention-operator-test".to_owned(),
+        namespace: cluster.namespace.clone(),
+        identity: String::new(),
+        lease_seconds: attention_operator::leader::LEASE_SECONDS,
+    };
+    let mut first = support::replica(cluster.client.clone(), &election, "replica-a");
+    let first_leads = tokio::time::timeout(WAIT, &mut first.leads).await;
+    first_leads.expect("the first replica leads").unwrap();
+    let mut second = support::replica(cluster.client.clone(), &election, "replica-b");
 
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(second_leads.try_recv().is_err(), "two replicas led at once");
-    assert!(second_health.is_standing_by() && !first_health.is_standing_by());
+    assert!(second.leads.try_recv().is_err(), "two replicas led at once");
+    assert!(second.health.is_standing_by() && !first.health.is_standing_by());
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let lease = leases.get("attention-operator-test").await.unwrap();
     let holder = lease.spec.and_then(|spec| spec.holder_identity);
     assert_eq!(holder.as_deref(), Some("replica-a"));
 
-    stop_first.send(()).unwrap();
-    first.await.unwrap().expect("a leader whose work ended gives the lease up and stops");
-    let took_over = tokio::time::timeout(WAIT, second_leads).await;
+    first.stop.send(()).unwrap();
+    first.task.await.unwrap().expect("a leader whose work ended gives the lease up and stops");
+    let took_over = tokio::time::timeout(WAIT, &mut second.leads).await;
     took_over.expect("the second replica takes over").unwrap();
-    assert!(!second_health.is_standing_by());
-    stop_second.send(()).unwrap();
-    second.await.unwrap().unwrap();
+    assert!(!second.health.is_standing_by());
+    second.stop.send(()).unwrap();
+    second.task.await.unwrap().unwrap();
     cluster.finish().await;
 }

@@ -7,42 +7,19 @@ mod support;
 use std::time::Duration;
 
 use attention_operator::leader::{self, Election};
-use attention_operator::server::Health;
-use support::{FakeKube, access_of};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use support::{FakeKube, Replica, access_of};
 
 const LEASE: &str = "attention-operator";
 const LEASE_SECONDS: u64 = 2;
-
-/// A replica taking part in the election: its task, a signal that it began to lead, and a
-/// switch that ends its work.
-struct Replica {
-    task: JoinHandle<Result<(), leader::Error>>,
-    leads: oneshot::Receiver<()>,
-    stop: oneshot::Sender<()>,
-    health: Health,
-}
 
 fn replica(kube: &FakeKube, identity: &str) -> Replica {
     let election = Election {
         lease_name: LEASE.to_owned(),
         namespace: "attention-system".to_owned(),
-        identity: identity.to_owned(),
+        identity: String::new(),
         lease_seconds: LEASE_SECONDS,
     };
-    let (leading, leads) = oneshot::channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let health = Health::default();
-    let (client, replica_health) = (kube.client(), health.clone());
-    let task = tokio::spawn(async move {
-        let work = async move {
-            let _ = leading.send(());
-            let _ = stopped.await;
-        };
-        leader::lead(client, &election, &replica_health, work).await
-    });
-    Replica { task, leads, stop, health }
+    support::replica(kube.client(), &election, identity)
 }
 
 async fn within<T>(seconds: u64, what: &str, future: impl Future<Output = T>) -> T {

@@ -453,3 +453,34 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// A replica taking part in a leader election: its task, a signal that it began to lead, a
+/// switch that ends its work, and its probes' state.
+pub struct Replica {
+    pub task: tokio::task::JoinHandle<Result<(), attention_operator::leader::Error>>,
+    pub leads: tokio::sync::oneshot::Receiver<()>,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub health: attention_operator::server::Health,
+}
+
+/// Starts `identity` in the election `election` names (its identity field is replaced).
+pub fn replica(
+    client: kube::Client,
+    election: &attention_operator::leader::Election,
+    identity: &str,
+) -> Replica {
+    let election =
+        attention_operator::leader::Election { identity: identity.to_owned(), ..election.clone() };
+    let (leading, leads) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let health = attention_operator::server::Health::default();
+    let replica_health = health.clone();
+    let task = tokio::spawn(async move {
+        let work = async move {
+            let _ = leading.send(());
+            let _ = stopped.await;
+        };
+        attention_operator::leader::lead(client, &election, &replica_health, work).await
+    });
+    Replica { task, leads, stop, health }
+}
