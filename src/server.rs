@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use kube::runtime::reflector::Store;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::crd::{AttentionUser, AttentionUserStatus};
 use crate::metrics::Metrics;
@@ -24,6 +25,17 @@ pub struct Health {
     ready: Arc<AtomicBool>,
     standing_by: Arc<AtomicBool>,
     stores: Arc<Mutex<Vec<Store<AttentionUser>>>>,
+    /// Watches that fill no store (the Secret metadata watch): whether each has listed.
+    listings: Arc<Mutex<Vec<watch::Receiver<bool>>>>,
+}
+
+/// Tells `Health` that one watch it follows has listed its objects once.
+pub struct Listed(watch::Sender<bool>);
+
+impl Listed {
+    pub fn done(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl Health {
@@ -32,11 +44,27 @@ impl Health {
         self.stores.lock().expect("no thread panics while holding the lock").push(store);
     }
 
-    /// Marks the operator ready once every followed store has completed its first listing.
+    /// Follows a watch that fills no store: it counts for `/readyz` once `done` is called on
+    /// the answer.
+    pub fn follow(&self) -> Listed {
+        let (sender, receiver) = watch::channel(false);
+        self.listings.lock().expect("no thread panics while holding the lock").push(receiver);
+        Listed(sender)
+    }
+
+    /// Marks the operator ready once every followed store and watch has completed its first
+    /// listing.
     pub async fn become_ready_when_synced(self) {
         let stores = self.stores.lock().expect("no thread panics while holding the lock").clone();
         for store in stores {
             if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        let listings =
+            self.listings.lock().expect("no thread panics while holding the lock").clone();
+        for mut listing in listings {
+            if listing.wait_for(|listed| *listed).await.is_err() {
                 return;
             }
         }

@@ -75,6 +75,23 @@ async fn readiness_waits_for_every_watch_to_list_its_resources() {
 }
 
 #[tokio::test]
+async fn readiness_also_waits_for_watches_that_fill_no_store() {
+    let health = Health::default();
+    let (store, mut writer) = reflector::store::<AttentionUser>();
+    health.watch(store);
+    let secrets = health.follow();
+    tokio::spawn(health.clone().become_ready_when_synced());
+    let base = start(health.clone(), Arc::new(Metrics::new())).await;
+
+    synced(&mut writer, vec![]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(format!("{base}/readyz")).await.0, 503, "the Secret watch is still listing");
+    secrets.done();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(format!("{base}/readyz")).await.0, 200);
+}
+
+#[tokio::test]
 async fn a_replica_standing_by_for_the_lease_is_ready_and_a_new_leader_waits_for_its_watches() {
     let health = Health::default();
     let base = start(health.clone(), Arc::new(Metrics::new())).await;

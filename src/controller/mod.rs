@@ -21,7 +21,7 @@ pub use validate::problems as spec_problems;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Future, StreamExt};
+use futures::{Future, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::PartialObjectMeta;
@@ -196,7 +196,14 @@ fn controller_for(
     let controller = Controller::for_stream(changes, store.clone());
     health.watch(store.clone());
     ctx.claims.watch(store.clone());
-    let secret_changes = watcher::watcher(secrets, watcher::Config::default()).touched_objects();
+    let secrets_listed = health.follow();
+    let secret_changes = watcher::watcher(secrets, watcher::Config::default())
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                secrets_listed.done();
+            }
+        })
+        .touched_objects();
     controller
         .watches_stream(secret_changes, move |secret| users_of_secret(&store, &secret))
         .with_config(controller::Config::default().concurrency(ctx.settings.concurrency))
