@@ -35,6 +35,8 @@ pub struct Election {
 pub enum Error {
     #[error("failed to take part in the election for Lease {lease}: {source}")]
     Elect { lease: String, source: LeaseManagerError },
+    #[error("the election for Lease {lease} ended before this replica led")]
+    Ended { lease: String },
     #[error("lost the Lease {lease} to another replica")]
     Lost { lease: String },
 }
@@ -93,11 +95,10 @@ async fn acquire(client: Client, election: &Election) -> Result<Leadership, Erro
     let (mut leading, renewal) = manager.watch().await;
     if leading.wait_for(|leading| *leading).await.is_err() {
         // The background task ended before it got the lease: its result says why.
-        let source = match renewal.await {
-            Ok(Err(source)) => source,
-            Ok(Ok(_)) | Err(_) => LeaseManagerError::InconsistentState("election ended".into()),
-        };
-        return Err(failed(source));
+        return Err(match renewal.await {
+            Ok(Err(source)) => failed(source),
+            Ok(Ok(_)) | Err(_) => Error::Ended { lease: election.lease_name.clone() },
+        });
     }
     Ok(Leadership { leading, renewal })
 }

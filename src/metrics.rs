@@ -112,12 +112,11 @@ impl Metrics {
         );
     }
 
-    /// Counts a reconcile that reported `reason` in status. A paused resource is not ready,
-    /// but it is no failure either: someone asked for it.
-    pub fn reconciled(&self, reason: &'static str, ready: bool) {
+    /// Counts a reconcile that reported its outcome in status, and its failure by reason.
+    pub fn reconciled(&self, ready: bool, failure: Option<&'static str>) {
         let result = if ready { "ready" } else { "not_ready" };
         self.reconciles.get_or_create(&ResultLabel { result }).inc();
-        if !ready && reason != "Paused" {
+        if let Some(reason) = failure {
             self.failures.get_or_create(&ReasonLabel { reason }).inc();
         }
     }
@@ -174,10 +173,10 @@ mod tests {
     #[test]
     fn reconciles_are_counted_by_result_and_failures_by_reason() {
         let metrics = Metrics::new();
-        metrics.reconciled("Created", true);
-        metrics.reconciled("RateLimited", false);
+        metrics.reconciled(true, None);
+        metrics.reconciled(false, Some("RateLimited"));
         metrics.reconcile_error("WriteStatus");
-        metrics.reconciled("Paused", false);
+        metrics.reconciled(false, None);
         metrics.reconcile_took(Duration::from_millis(20));
         metrics.reconcile_took(Duration::from_millis(5));
         let text = metrics.encode();

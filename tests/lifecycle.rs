@@ -791,6 +791,9 @@ async fn a_paused_resource_sends_nothing_and_is_neither_ready_nor_failed() {
     assert_eq!(h.api_calls(), Vec::<String>::new());
     assert_eq!(h.ready("ada"), ready("Unknown", "Paused"));
     assert!(h.message("ada").contains(PAUSED_ANNOTATION));
+    let metrics = h.ctx.metrics.encode();
+    assert!(metrics.contains(r#"attention_operator_reconciles_total{result="not_ready"} 1"#));
+    assert!(!metrics.contains("reconcile_failures_total{"), "a pause is no failure: {metrics}");
 }
 
 #[tokio::test]

@@ -53,10 +53,13 @@ impl ApiError {
         matches!(self, ApiError::Unavailable { .. })
     }
 
+    /// The reason of a refused request, as `reason` names it.
+    pub const REJECTED: &'static str = "Rejected";
+
     /// A short, stable name for the class of error, for conditions and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            ApiError::Rejected { .. } => "Rejected",
+            ApiError::Rejected { .. } => ApiError::REJECTED,
             ApiError::Unauthorized { .. } => "Unauthorized",
             ApiError::NotFound => "NotFound",
             ApiError::RateLimited { .. } => "RateLimited",

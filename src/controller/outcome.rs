@@ -113,6 +113,12 @@ impl Outcome {
         matches!(self, Outcome::Ready(_))
     }
 
+    /// Whether the reconcile failed to make the user as declared. A paused resource is not
+    /// ready, but it is no failure either: someone asked for it.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, Outcome::Ready(_) | Outcome::Paused)
+    }
+
     /// The `message` of the `Ready` condition: what happened and, for failures, what to do.
     pub fn message(&self) -> String {
         match self {
@@ -255,6 +261,8 @@ mod tests {
         assert_eq!(Outcome::Paused.ready_status(), "Unknown");
         assert_eq!(Outcome::Conflict { holder: "a/b".into() }.ready_status(), "False");
         assert_eq!(Outcome::Paused.next(), Next::Resync);
+        assert!(!Outcome::Paused.is_failure() && !Outcome::Paused.is_ready());
+        assert!(Outcome::Conflict { holder: "a/b".into() }.is_failure());
     }
 
     #[test]

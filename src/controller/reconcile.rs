@@ -47,7 +47,7 @@ async fn apply(user: &AttentionUser, ctx: &Context) -> Result<Action, Error> {
         write_status(user, ctx, &desired).await?;
     }
     publish_event(user, ctx, &outcome).await;
-    ctx.metrics.reconciled(outcome.reason(), outcome.is_ready());
+    ctx.metrics.reconciled(outcome.is_ready(), outcome.is_failure().then(|| outcome.reason()));
     tracing::debug!(reason = outcome.reason(), "Reconciled");
     Ok(ctx.action(&ObjectRef::from_obj(user), outcome.next()))
 }
@@ -181,7 +181,7 @@ async fn create(
 fn refused_before(user: &AttentionUser) -> bool {
     let ready = user.status.as_ref().and_then(AttentionUserStatus::ready);
     ready.is_some_and(|ready| {
-        ready.reason == "Rejected" && ready.observed_generation == user.metadata.generation
+        ready.reason == ApiError::REJECTED && ready.observed_generation == user.metadata.generation
     })
 }
 
